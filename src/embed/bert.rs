@@ -1,0 +1,243 @@
+//! `BertEmbedder`: sentence-transformers' all-MiniLM-L6-v2 pipeline in candle.
+//!
+//! tokenize (no padding for one text, truncate to `max_seq_length` = 256 like
+//! sentence-transformers, not the 128 that the shipped tokenizer.json says) → BERT forward →
+//! mean pooling over real tokens only (the attention mask) → L2 normalisation.
+//! `token_type_ids` are all zeros for a single segment.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::Tokenizer;
+
+use super::model_files::{ModelFiles, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use super::{EmbedError, Embedded, Embedder};
+use crate::types::{elapsed_micros, Embedding, ModelFingerprint};
+
+/// Bytes of a long prompt that are tokenized first. 256 tokens of ordinary text fit in well
+/// under this, so a 1 MB prompt costs a few microseconds of tokenizing, not hundreds of ms.
+const TOKENIZE_WINDOW_BYTES: usize = 16 * 1024;
+
+pub struct BertEmbedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    max_seq_length: usize,
+    dims: usize,
+    cls_id: u32,
+    sep_id: u32,
+    fingerprint: ModelFingerprint,
+}
+
+/// Token ids of one text, already truncated to the model's window.
+struct Tokenized {
+    ids: Vec<u32>,
+    prompt_tokens: usize,
+    truncated: bool,
+}
+
+impl BertEmbedder {
+    /// Loads verified model files onto `device`.
+    pub fn load(files: &ModelFiles, device: Device) -> Result<Self, EmbedError> {
+        let config_path = files.path(CONFIG_FILE);
+        let config_err = |message: String| EmbedError::Config {
+            path: config_path.display().to_string(),
+            message,
+        };
+        let config_text = std::fs::read_to_string(&config_path).map_err(|e| config_err(e.to_string()))?;
+        let config: Config = serde_json::from_str(&config_text).map_err(|e| config_err(e.to_string()))?;
+
+        let mut tokenizer = Tokenizer::from_file(files.path(TOKENIZER_FILE))
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        // The shipped tokenizer.json pads to 128 and truncates at 128; sentence-transformers
+        // does neither. Truncation is done here, after counting the whole prompt's tokens.
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let special = |token: &str| {
+            tokenizer
+                .token_to_id(token)
+                .ok_or_else(|| EmbedError::Tokenizer(format!("tokenizer has no {token} token")))
+        };
+        let cls_id = special("[CLS]")?;
+        let sep_id = special("[SEP]")?;
+
+        let weights = std::fs::read(files.path(WEIGHTS_FILE)).map_err(|source| {
+            super::model_files::ModelFilesError::Io {
+                path: files.path(WEIGHTS_FILE),
+                source,
+            }
+        })?;
+        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
+        let model = BertModel::load(vb, &config)?;
+        let max_seq_length = files
+            .manifest
+            .max_seq_length
+            .min(config.max_position_embeddings);
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+            max_seq_length,
+            dims: config.hidden_size,
+            cls_id,
+            sep_id,
+            fingerprint: files.manifest.fingerprint(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn max_seq_length(&self) -> usize {
+        self.max_seq_length
+    }
+
+    /// Token ids with [CLS]/[SEP], truncated like sentence-transformers (keep the first
+    /// `max_seq_length - 2` word pieces).
+    fn tokenize(&self, text: &str) -> Result<Tokenized, EmbedError> {
+        if text.trim().is_empty() {
+            return Err(EmbedError::EmptyText);
+        }
+        let window = window_prefix(text, TOKENIZE_WINDOW_BYTES);
+        let mut tokenized = self.tokenize_exact(window)?;
+        if window.len() < text.len() {
+            if tokenized.ids.len() >= self.max_seq_length {
+                // The window already fills the model; the rest only changes the count.
+                let scale = text.len() as f64 / window.len() as f64;
+                tokenized.prompt_tokens = (tokenized.prompt_tokens as f64 * scale).ceil() as usize;
+                tokenized.truncated = true;
+            } else {
+                tokenized = self.tokenize_exact(text)?;
+            }
+        }
+        Ok(tokenized)
+    }
+
+    fn tokenize_exact(&self, text: &str) -> Result<Tokenized, EmbedError> {
+        let encoding = self
+            .tokenizer
+            .encode_fast(text, false)
+            .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let pieces = encoding.get_ids();
+        let keep = pieces.len().min(self.max_seq_length - 2);
+        let mut ids = Vec::with_capacity(keep + 2);
+        ids.push(self.cls_id);
+        ids.extend_from_slice(&pieces[..keep]);
+        ids.push(self.sep_id);
+        Ok(Tokenized {
+            ids,
+            prompt_tokens: pieces.len() + 2,
+            truncated: keep < pieces.len(),
+        })
+    }
+
+    /// Forward pass over a padded batch and masked mean pooling; returns one row per text.
+    fn forward_pooled(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let longest = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
+        let mut input = Vec::with_capacity(batch.len() * longest);
+        let mut mask = Vec::with_capacity(batch.len() * longest);
+        for ids in batch {
+            input.extend_from_slice(ids);
+            input.extend(std::iter::repeat_n(0u32, longest - ids.len()));
+            mask.extend(std::iter::repeat_n(1u32, ids.len()));
+            mask.extend(std::iter::repeat_n(0u32, longest - ids.len()));
+        }
+        let shape = (batch.len(), longest);
+        let input = Tensor::from_vec(input, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        let token_types = input.zeros_like()?;
+        let hidden = self.model.forward(&input, &token_types, Some(&mask))?;
+        // Mean over real tokens only: padded positions would pull every vector toward padding.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?;
+        let pooled = summed.broadcast_div(&counts)?;
+        Ok(pooled.to_vec2::<f32>()?)
+    }
+}
+
+impl Embedder for BertEmbedder {
+    fn embed(&self, text: &str) -> Result<Embedded, EmbedError> {
+        let start = Instant::now();
+        let tokenized = self.tokenize(text)?;
+        let tokenize_us = elapsed_micros(start);
+        let start = Instant::now();
+        let mut rows = self.forward_pooled(&[&tokenized.ids])?;
+        let vector = rows.pop().unwrap_or_default();
+        Ok(Embedded {
+            embedding: Embedding::normalized(vector),
+            tokens: tokenized.ids.len(),
+            prompt_tokens: tokenized.prompt_tokens,
+            truncated: tokenized.truncated,
+            tokenize_us,
+            forward_us: elapsed_micros(start),
+        })
+    }
+
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Embedded>, EmbedError> {
+        let start = Instant::now();
+        let tokenized = texts
+            .iter()
+            .map(|t| self.tokenize(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tokenize_us = elapsed_micros(start) / texts.len().max(1) as u64;
+        let start = Instant::now();
+        let ids: Vec<&[u32]> = tokenized.iter().map(|t| t.ids.as_slice()).collect();
+        let rows = self.forward_pooled(&ids)?;
+        let forward_us = elapsed_micros(start) / texts.len().max(1) as u64;
+        Ok(rows
+            .into_iter()
+            .zip(tokenized)
+            .map(|(vector, t)| Embedded {
+                embedding: Embedding::normalized(vector),
+                tokens: t.ids.len(),
+                prompt_tokens: t.prompt_tokens,
+                truncated: t.truncated,
+                tokenize_us,
+                forward_us,
+            })
+            .collect())
+    }
+
+    fn dims(&self) -> usize {
+        self.dims
+    }
+
+    fn fingerprint(&self) -> &ModelFingerprint {
+        &self.fingerprint
+    }
+}
+
+/// The first `max_bytes` of `text`, cut at whitespace so no word is split (a split word would
+/// tokenize differently), or the whole text when it is short or has no whitespace to cut at.
+fn window_prefix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    match text[..end].rfind(char::is_whitespace) {
+        Some(cut) if cut > 0 => &text[..cut],
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_prefix;
+
+    #[test]
+    fn window_cuts_at_whitespace_and_char_boundary() {
+        assert_eq!(window_prefix("short", 10), "short");
+        assert_eq!(window_prefix("aaa bbb ccc", 9), "aaa bbb");
+        assert_eq!(window_prefix("ééééé ééééé", 12), "ééééé");
+        assert_eq!(window_prefix("nowhitespaceatall", 5), "nowhitespaceatall");
+    }
+}

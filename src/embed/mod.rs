@@ -1,0 +1,63 @@
+//! Stage 1: text → [`Embedding`]. Synchronous and CPU-bound; knows nothing of indexes or HTTP.
+//!
+//! The [`Embedder`] trait has one real implementation, [`bert::BertEmbedder`] (candle BERT
+//! reproducing sentence-transformers). Unit tests of later stages may use a fixture embedder;
+//! anything that claims something about embeddings uses the real model.
+
+pub mod bert;
+pub mod device;
+pub mod model_files;
+
+use crate::types::Embedding;
+
+pub use crate::types::ModelFingerprint;
+
+/// One embedded text, with what the later stages and the decision need to know about it.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub embedding: Embedding,
+    /// Tokens the model saw, [CLS] and [SEP] included (≤ the model's max sequence length).
+    pub tokens: usize,
+    /// Tokens of the whole prompt before truncation ([CLS]/[SEP] included). Exact unless the
+    /// prompt was longer than the tokenizer window, then extrapolated from the window.
+    pub prompt_tokens: usize,
+    /// Whether the model saw only a prefix of the prompt.
+    pub truncated: bool,
+    pub tokenize_us: u64,
+    pub forward_us: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// User error: nothing to embed.
+    #[error("the text to embed is empty")]
+    EmptyText,
+    /// Runtime error: the tokenizer failed (malformed tokenizer.json or an internal error).
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// Runtime error (or bug): the forward pass failed.
+    #[error("model forward pass: {0}")]
+    Model(#[from] candle_core::Error),
+    /// User or runtime error: model files could not be resolved or verified.
+    #[error(transparent)]
+    Files(#[from] model_files::ModelFilesError),
+    /// User error: the model config is not a BERT config this embedder supports.
+    #[error("model config {path}: {message}")]
+    Config { path: String, message: String },
+}
+
+/// Turns text into unit-length sentence embeddings. Implementations are thread-safe.
+pub trait Embedder: Send + Sync {
+    /// Embeds one text without padding (the fast path for a single request).
+    fn embed(&self, text: &str) -> Result<Embedded, EmbedError>;
+
+    /// Embeds many texts; results are in input order and equal `embed` of each text
+    /// (to float rounding).
+    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Embedded>, EmbedError>;
+
+    /// Number of dimensions of every embedding.
+    fn dims(&self) -> usize;
+
+    /// Which weights produced the vectors; indexes record it and refuse other models.
+    fn fingerprint(&self) -> &ModelFingerprint;
+}

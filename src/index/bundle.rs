@@ -1,0 +1,350 @@
+//! The index bundle on disk (`index.usearch` + `manifest.json`) and the loaded index that
+//! serves: HNSW search plus the key → archetype table.
+//!
+//! Writing is atomic (a sibling temp directory, fsynced, renamed into place). Loading refuses
+//! anything it cannot verify: an unknown schema, another model's fingerprint, an index file
+//! whose sha256 differs from the manifest (checked before usearch reads a byte).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::usearch_index::{HnswParams, UsearchIndex};
+use super::{IndexError, VectorSearch};
+use crate::types::{ArchetypeId, BucketId, Embedding, ModelFingerprint, Neighbour};
+
+pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
+pub const INDEX_FILE: &str = "index.usearch";
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// What a bundle holds and how it was built.
+///
+/// This struct is persisted: changes must stay backward-compatible or bump
+/// [`BUNDLE_SCHEMA_VERSION`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    pub schema_version: u32,
+    pub model: ModelFingerprint,
+    pub dims: usize,
+    /// Always `"cos"`: vectors are unit length and similarity is cosine.
+    pub metric: String,
+    /// Seconds since the Unix epoch.
+    pub built_at: u64,
+    /// sha256 over the examples (id, bucket, text) the index was built from.
+    pub examples_sha256: String,
+    /// sha256 of `index.usearch`.
+    pub index_sha256: String,
+    pub hnsw: HnswParams,
+    /// Examples per bucket.
+    pub counts: BTreeMap<BucketId, usize>,
+    pub keys: Vec<IndexKey>,
+}
+
+impl BundleManifest {
+    /// A short, stable name of this index's content: the same examples embedded by the same
+    /// model give the same version, whatever the HNSW graph's random levels.
+    pub fn version(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.model.sha256.as_bytes());
+        hasher.update(self.examples_sha256.as_bytes());
+        format!("sha256:{}", &hex::encode(hasher.finalize())[..16])
+    }
+}
+
+/// One entry of the key table: usearch keys are positions in this list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexKey {
+    pub key: u64,
+    pub archetype_id: ArchetypeId,
+    pub bucket: BucketId,
+}
+
+/// One labeled, embedded example ready to be indexed.
+#[derive(Debug, Clone)]
+pub struct IndexEntry {
+    pub id: ArchetypeId,
+    pub bucket: BucketId,
+    pub embedding: Embedding,
+}
+
+/// A searchable index with its manifest: what `decide` gets neighbours from.
+pub struct LoadedIndex {
+    manifest: BundleManifest,
+    search: UsearchIndex,
+    version: String,
+}
+
+impl LoadedIndex {
+    /// Builds an in-memory index (not yet saved) from embedded examples.
+    pub fn build(
+        entries: &[IndexEntry],
+        model: ModelFingerprint,
+        examples_sha256: String,
+        hnsw: HnswParams,
+    ) -> Result<Self, IndexError> {
+        let dims = entries.first().map_or(0, |e| e.embedding.dims());
+        let keyed: Vec<(u64, &Embedding)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as u64, &e.embedding))
+            .collect();
+        let search = UsearchIndex::build(dims, hnsw, &keyed)?;
+        let mut counts = BTreeMap::new();
+        for e in entries {
+            *counts.entry(e.bucket.clone()).or_insert(0) += 1;
+        }
+        let manifest = BundleManifest {
+            schema_version: BUNDLE_SCHEMA_VERSION,
+            model,
+            dims,
+            metric: "cos".to_owned(),
+            built_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            examples_sha256,
+            // Filled in when saved: the file's hash is only known once it is written.
+            index_sha256: String::new(),
+            hnsw,
+            counts,
+            keys: entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| IndexKey {
+                    key: i as u64,
+                    archetype_id: e.id.clone(),
+                    bucket: e.bucket.clone(),
+                })
+                .collect(),
+        };
+        let version = manifest.version();
+        Ok(Self {
+            manifest,
+            search,
+            version,
+        })
+    }
+
+    pub fn manifest(&self) -> &BundleManifest {
+        &self.manifest
+    }
+
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn len(&self) -> usize {
+        self.search.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dims(&self) -> usize {
+        self.manifest.dims
+    }
+
+    /// The `k` nearest archetypes, most similar first.
+    pub fn neighbours(&self, query: &Embedding, k: usize) -> Result<Vec<Neighbour>, IndexError> {
+        let hits = self.search.search(query, k)?;
+        Ok(hits
+            .into_iter()
+            .filter_map(|hit| {
+                let entry = usize::try_from(hit.key)
+                    .ok()
+                    .and_then(|i| self.manifest.keys.get(i))?;
+                Some(Neighbour {
+                    id: entry.archetype_id.clone(),
+                    bucket: entry.bucket.clone(),
+                    similarity: hit.similarity,
+                })
+            })
+            .collect())
+    }
+
+    /// The HNSW structure itself, for recall measurements against [`super::ExactIndex`].
+    pub fn vector_search(&self) -> &UsearchIndex {
+        &self.search
+    }
+
+    /// Writes the bundle into `dir` atomically: readers see the old bundle or the new one.
+    pub fn save(&mut self, dir: &Path) -> Result<(), IndexError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| IndexError::Io { path, source }
+        };
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(parent).map_err(io(parent))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".bundle-")
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        let index_path = staging.path().join(INDEX_FILE);
+        self.search.save(&index_path)?;
+        fsync(&index_path).map_err(io(&index_path))?;
+        self.manifest.index_sha256 = sha256_file(&index_path).map_err(io(&index_path))?;
+        let manifest_path = staging.path().join(MANIFEST_FILE);
+        let json = serde_json::to_vec_pretty(&self.manifest)
+            .expect("a bundle manifest always serialises. This is a bug.");
+        fs::write(&manifest_path, json).map_err(io(&manifest_path))?;
+        fsync(&manifest_path).map_err(io(&manifest_path))?;
+
+        // Swap directories: move the old bundle aside, move the new one in, drop the old.
+        let staged = staging.keep();
+        let old = parent.join(format!(".bundle-old-{}", std::process::id()));
+        if dir.exists() {
+            fs::rename(dir, &old).map_err(io(dir))?;
+        }
+        fs::rename(&staged, dir).map_err(io(dir))?;
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        fsync(parent).map_err(io(parent))?;
+        Ok(())
+    }
+
+    /// Loads and verifies a bundle built by `expected_model`.
+    pub fn load(dir: &Path, expected_model: &ModelFingerprint) -> Result<Self, IndexError> {
+        let refuse = |message: String| IndexError::Bundle {
+            path: dir.display().to_string(),
+            message,
+        };
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let index_path = dir.join(INDEX_FILE);
+        let text = fs::read(&manifest_path).map_err(|source| IndexError::Io {
+            path: manifest_path.display().to_string(),
+            source,
+        })?;
+        let manifest: BundleManifest = serde_json::from_slice(&text)
+            .map_err(|e| refuse(format!("{MANIFEST_FILE} is not a valid manifest: {e}")))?;
+        if manifest.schema_version != BUNDLE_SCHEMA_VERSION {
+            return Err(refuse(format!(
+                "schema_version {} is not supported (this build reads {BUNDLE_SCHEMA_VERSION}); rebuild it with `router train`",
+                manifest.schema_version
+            )));
+        }
+        if &manifest.model != expected_model {
+            return Err(refuse(format!(
+                "it was built with model {}@{} (weights sha256 {}), but the router runs {}@{} (weights sha256 {}); rebuild it with `router train`",
+                manifest.model.id,
+                manifest.model.revision,
+                manifest.model.sha256,
+                expected_model.id,
+                expected_model.revision,
+                expected_model.sha256
+            )));
+        }
+        if manifest.metric != "cos" {
+            return Err(refuse(format!("metric `{}` is not supported (expected cos)", manifest.metric)));
+        }
+        let actual = sha256_file(&index_path).map_err(|source| IndexError::Io {
+            path: index_path.display().to_string(),
+            source,
+        })?;
+        if actual != manifest.index_sha256 {
+            return Err(refuse(format!(
+                "{INDEX_FILE} has sha256 {actual} but the manifest says {}: the file is corrupt or from another bundle; rebuild it with `router train`",
+                manifest.index_sha256
+            )));
+        }
+        let search = UsearchIndex::load(&index_path, manifest.dims, manifest.hnsw)?;
+        if search.len() != manifest.keys.len() {
+            return Err(refuse(format!(
+                "{INDEX_FILE} holds {} vectors but the manifest lists {} keys",
+                search.len(),
+                manifest.keys.len()
+            )));
+        }
+        if manifest.keys.iter().enumerate().any(|(i, k)| k.key != i as u64) {
+            return Err(refuse("manifest keys are not numbered 0..n in order".to_owned()));
+        }
+        let version = manifest.version();
+        Ok(Self {
+            manifest,
+            search,
+            version,
+        })
+    }
+}
+
+/// Whether `dir` looks like a bundle (has a manifest); says nothing about its validity.
+pub fn bundle_exists(dir: &Path) -> bool {
+    dir.join(MANIFEST_FILE).is_file()
+}
+
+pub fn default_bundle_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("index")
+}
+
+fn fsync(path: &Path) -> std::io::Result<()> {
+    fs::File::open(path)?.sync_all()
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let bytes = fs::read(path)?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fingerprint(sha: &str) -> ModelFingerprint {
+        ModelFingerprint {
+            id: "m".into(),
+            revision: "r".into(),
+            sha256: sha.into(),
+        }
+    }
+
+    fn sample() -> LoadedIndex {
+        let entries: Vec<IndexEntry> = (0..20)
+            .map(|i| IndexEntry {
+                id: ArchetypeId::new(&format!("a-{i}")),
+                bucket: BucketId::new(if i % 2 == 0 { "even" } else { "odd" }),
+                embedding: Embedding::normalized(vec![1.0, i as f32, (i * i) as f32 % 7.0]),
+            })
+            .collect();
+        LoadedIndex::build(&entries, fingerprint("aa"), "ex".into(), HnswParams::default()).unwrap()
+    }
+
+    #[test]
+    fn manifest_round_trip_and_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("index");
+        let mut index = sample();
+        index.save(&bundle).unwrap();
+        let loaded = LoadedIndex::load(&bundle, &fingerprint("aa")).unwrap();
+        assert_eq!(loaded.version(), index.version());
+        assert_eq!(loaded.manifest().counts.values().sum::<usize>(), 20);
+        let q = Embedding::normalized(vec![1.0, 4.0, 2.0]);
+        assert_eq!(loaded.neighbours(&q, 3).unwrap(), index.neighbours(&q, 3).unwrap());
+        // Saving again over an existing bundle replaces it.
+        index.save(&bundle).unwrap();
+        assert!(LoadedIndex::load(&bundle, &fingerprint("aa")).is_ok());
+    }
+
+    #[test]
+    fn foreign_model_is_refused_with_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("index");
+        sample().save(&bundle).unwrap();
+        let err = LoadedIndex::load(&bundle, &fingerprint("bb")).err().unwrap().to_string();
+        assert!(err.contains("built with model") && err.contains("router train"), "{err}");
+    }
+
+    #[test]
+    fn corrupt_index_file_is_refused_before_usearch_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("index");
+        sample().save(&bundle).unwrap();
+        fs::write(bundle.join(INDEX_FILE), b"garbage").unwrap();
+        let err = LoadedIndex::load(&bundle, &fingerprint("aa")).err().unwrap().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+    }
+}

@@ -1,0 +1,160 @@
+//! HNSW search with usearch: the index that serves requests.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use super::{Hit, IndexError, VectorSearch};
+use crate::types::Embedding;
+
+/// HNSW graph parameters, recorded in the bundle manifest so a loaded index searches the way
+/// it was built. Defaults reach recall@10 ≥ 0.99 against exact search on real embeddings
+/// (tests/it/index_recall.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HnswParams {
+    pub connectivity: usize,
+    pub expansion_add: usize,
+    pub expansion_search: usize,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        Self {
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 128,
+        }
+    }
+}
+
+pub struct UsearchIndex {
+    inner: Index,
+    dims: usize,
+}
+
+fn usearch_err(e: impl std::fmt::Display) -> IndexError {
+    IndexError::Usearch(e.to_string())
+}
+
+fn options(dims: usize, params: HnswParams) -> IndexOptions {
+    IndexOptions {
+        dimensions: dims,
+        metric: MetricKind::Cos,
+        quantization: ScalarKind::F32,
+        connectivity: params.connectivity,
+        expansion_add: params.expansion_add,
+        expansion_search: params.expansion_search,
+        multi: false,
+    }
+}
+
+impl UsearchIndex {
+    pub fn build(
+        dims: usize,
+        params: HnswParams,
+        entries: &[(u64, &Embedding)],
+    ) -> Result<Self, IndexError> {
+        let inner = Index::new(&options(dims, params)).map_err(usearch_err)?;
+        inner.reserve(entries.len().max(1)).map_err(usearch_err)?;
+        for (key, embedding) in entries {
+            if embedding.dims() != dims {
+                return Err(IndexError::Dimensions {
+                    expected: dims,
+                    actual: embedding.dims(),
+                });
+            }
+            inner.add(*key, embedding.as_slice()).map_err(usearch_err)?;
+        }
+        Ok(Self { inner, dims })
+    }
+
+    /// Loads an index file. Callers verify the file's hash first (see `bundle`), because
+    /// usearch trusts the bytes it reads.
+    pub fn load(path: &Path, dims: usize, params: HnswParams) -> Result<Self, IndexError> {
+        let inner = Index::new(&options(dims, params)).map_err(usearch_err)?;
+        inner.load(&path.to_string_lossy()).map_err(usearch_err)?;
+        if inner.dimensions() != dims {
+            return Err(IndexError::Dimensions {
+                expected: dims,
+                actual: inner.dimensions(),
+            });
+        }
+        // The search breadth is a query-time setting; the file may carry another.
+        inner.change_expansion_search(params.expansion_search);
+        Ok(Self { inner, dims })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), IndexError> {
+        self.inner
+            .save(&path.to_string_lossy())
+            .map_err(usearch_err)
+    }
+
+    /// The stored vector of `key`, if present.
+    pub fn vector(&self, key: u64) -> Option<Embedding> {
+        let mut buf = vec![0f32; self.dims];
+        match self.inner.get(key, &mut buf) {
+            Ok(n) if n > 0 => Some(Embedding::normalized(buf)),
+            Ok(_) | Err(_) => None,
+        }
+    }
+}
+
+impl VectorSearch for UsearchIndex {
+    fn search(&self, query: &Embedding, k: usize) -> Result<Vec<Hit>, IndexError> {
+        if query.dims() != self.dims {
+            return Err(IndexError::Dimensions {
+                expected: self.dims,
+                actual: query.dims(),
+            });
+        }
+        let matches = self
+            .inner
+            .search(query.as_slice(), k)
+            .map_err(usearch_err)?;
+        Ok(matches
+            .keys
+            .iter()
+            .zip(&matches.distances)
+            // usearch's cosine distance is 1 − cosine similarity.
+            .map(|(&key, &distance)| Hit {
+                key,
+                similarity: 1.0 - distance,
+            })
+            .collect())
+    }
+
+    fn len(&self) -> usize {
+        self.inner.size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Embedding {
+        Embedding::normalized(v.to_vec())
+    }
+
+    #[test]
+    fn search_save_load_round_trip() {
+        let vectors = [unit(&[1.0, 0.0, 0.0]), unit(&[0.0, 1.0, 0.0]), unit(&[0.0, 0.0, 1.0])];
+        let entries: Vec<(u64, &Embedding)> =
+            vectors.iter().enumerate().map(|(i, v)| (i as u64, v)).collect();
+        let index = UsearchIndex::build(3, HnswParams::default(), &entries).unwrap();
+        let hits = index.search(&unit(&[0.1, 1.0, 0.0]), 1).unwrap();
+        assert_eq!(hits[0].key, 1);
+        assert!(hits[0].similarity > 0.99);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.usearch");
+        index.save(&path).unwrap();
+        let loaded = UsearchIndex::load(&path, 3, HnswParams::default()).unwrap();
+        assert_eq!(loaded.len(), 3);
+        assert_eq!(loaded.search(&unit(&[0.0, 0.0, 1.0]), 1).unwrap()[0].key, 2);
+        assert_eq!(loaded.vector(2), Some(unit(&[0.0, 0.0, 1.0])));
+    }
+}

@@ -1,0 +1,106 @@
+//! Examples + embedder → index. Used by `router train`, by `serve` when no valid bundle is
+//! on disk, and by `eval`.
+
+use crate::archetypes::ExampleSet;
+use crate::embed::{EmbedError, Embedder};
+use crate::index::bundle::IndexEntry;
+use crate::index::{HnswParams, IndexError, LoadedIndex};
+use crate::types::Embedding;
+
+/// Texts per forward pass when indexing: large enough to amortise per-call overhead, small
+/// enough that padding to the longest text of a batch stays cheap (batches are length-sorted).
+pub const INDEX_BATCH_SIZE: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// Embeds many texts in length-sorted batches; results are in input order.
+/// `progress(done, total)` is called after every batch.
+pub fn embed_all(
+    embedder: &dyn Embedder,
+    texts: &[&str],
+    progress: &dyn Fn(usize, usize),
+) -> Result<Vec<Embedding>, EmbedError> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    // Similar lengths together: a batch pads to its longest text.
+    order.sort_by_key(|&i| texts[i].len());
+    let mut out: Vec<Option<Embedding>> = vec![None; texts.len()];
+    let mut done = 0;
+    for chunk in order.chunks(INDEX_BATCH_SIZE) {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+        for (&i, embedded) in chunk.iter().zip(embedder.embed_batch(&batch)?) {
+            out[i] = Some(embedded.embedding);
+        }
+        done += chunk.len();
+        progress(done, texts.len());
+    }
+    Ok(out
+        .into_iter()
+        .map(|e| e.expect("every position is filled by exactly one batch. This is a bug."))
+        .collect())
+}
+
+/// Builds an in-memory index of `examples`. Save it with [`LoadedIndex::save`].
+pub fn build_index(
+    examples: &ExampleSet,
+    embedder: &dyn Embedder,
+    hnsw: HnswParams,
+    progress: &dyn Fn(usize, usize),
+) -> Result<LoadedIndex, IndexerError> {
+    let texts: Vec<&str> = examples.examples().iter().map(|e| e.text.as_str()).collect();
+    let embeddings = embed_all(embedder, &texts, progress)?;
+    let entries: Vec<IndexEntry> = examples
+        .examples()
+        .iter()
+        .zip(embeddings)
+        .map(|(e, embedding)| IndexEntry {
+            id: e.id.clone(),
+            bucket: e.bucket.clone(),
+            embedding,
+        })
+        .collect();
+    Ok(LoadedIndex::build(
+        &entries,
+        embedder.fingerprint().clone(),
+        examples.content_sha256(),
+        hnsw,
+    )?)
+}
+
+/// Where an index came from when the service starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexOrigin {
+    /// A valid bundle on disk built from the same examples and model.
+    Loaded,
+    /// Built now (no bundle, a stale one, or one that failed verification) and saved.
+    Built,
+}
+
+/// The bundle in `bundle_dir` if it is valid and was built from exactly `examples` by this
+/// model; otherwise a fresh index built from `examples` and saved there for the next start.
+/// Why an existing bundle was not used is logged, never silently ignored.
+pub fn load_or_build(
+    bundle_dir: &std::path::Path,
+    examples: &ExampleSet,
+    embedder: &dyn Embedder,
+    hnsw: HnswParams,
+    progress: &dyn Fn(usize, usize),
+) -> Result<(LoadedIndex, IndexOrigin), IndexerError> {
+    if crate::index::bundle::bundle_exists(bundle_dir) {
+        match LoadedIndex::load(bundle_dir, embedder.fingerprint()) {
+            Ok(index) if index.manifest().examples_sha256 == examples.content_sha256() => {
+                return Ok((index, IndexOrigin::Loaded));
+            }
+            Ok(_) => tracing::info!(dir = %bundle_dir.display(), "archetypes changed since the bundle was built; rebuilding"),
+            Err(e) => tracing::warn!(error = %e, "refusing the saved index bundle; rebuilding it from the archetypes"),
+        }
+    }
+    let mut index = build_index(examples, embedder, hnsw, progress)?;
+    index.save(bundle_dir)?;
+    Ok((index, IndexOrigin::Built))
+}
