@@ -48,7 +48,11 @@ pub enum ArchetypeError {
     },
     /// User error: two examples share an id.
     #[error("{path}:{line}: id `{id}` is used twice")]
-    DuplicateId { path: String, line: usize, id: ArchetypeId },
+    DuplicateId {
+        path: String,
+        line: usize,
+        id: ArchetypeId,
+    },
     /// User error: nothing to learn from.
     #[error("{path}: no examples found")]
     Empty { path: String },
@@ -141,22 +145,25 @@ impl ExampleSet {
             };
             let (id, bucket, label, text) = match strictness {
                 Strictness::Archetypes => {
-                    let l: StrictLine = serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
+                    let l: StrictLine =
+                        serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
                     (l.id, l.bucket, l.label, l.text)
                 }
                 Strictness::Dataset => {
-                    let l: LenientLine = serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
-                    let id = l.id.map(|v| match v {
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    });
+                    let l: LenientLine =
+                        serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
+                    let id = l.id.as_ref().map(json_text);
                     (id, l.bucket, l.label, l.text)
                 }
             };
             let bucket = match (bucket, label) {
                 (Some(b), None) | (None, Some(b)) => b,
                 (Some(b), Some(l)) if b == l => b,
-                (Some(_), Some(_)) => return Err(invalid("both `bucket` and `label` are given and differ".into())),
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "both `bucket` and `label` are given and differ".into(),
+                    ))
+                }
                 (None, None) => return Err(invalid("missing `bucket` (or `label`)".into())),
             };
             self.insert(id.as_deref(), &bucket, &text, strictness)
@@ -290,17 +297,16 @@ impl RowFilter {
         let Some(value) = row.get(&self.key) else {
             return false;
         };
-        let text = match value {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        self.values.contains(&text)
+        self.values.contains(&json_text(value))
     }
 }
 
 /// Reads the rows of a labeled JSONL file that pass every filter (extra columns ignored;
 /// the label in `bucket` or `label`). Rows are kept as they are, without deduplication.
-pub fn read_labeled_rows(path: &Path, filters: &[RowFilter]) -> Result<Vec<LabeledRow>, ArchetypeError> {
+pub fn read_labeled_rows(
+    path: &Path,
+    filters: &[RowFilter],
+) -> Result<Vec<LabeledRow>, ArchetypeError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ArchetypeError::Io {
         path: origin.clone(),
@@ -321,7 +327,12 @@ pub fn read_labeled_rows(path: &Path, filters: &[RowFilter]) -> Result<Vec<Label
         if !filters.iter().all(|f| f.keeps(&object)) {
             continue;
         }
-        let field = |name: &str| object.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let field = |name: &str| {
+            object
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
         let text = field("text").ok_or_else(|| invalid("missing string `text`".into()))?;
         let label = field("bucket")
             .or_else(|| field("label"))
@@ -389,6 +400,13 @@ impl InsertError {
     }
 }
 
+/// A JSON scalar as text: strings without quotes, anything else as JSON (`3`, `true`).
+fn json_text(value: &serde_json::Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
 /// Whitespace-collapsed, lowercased text: what counts as "the same text".
 fn normalize_for_dedup(text: &str) -> String {
     text.split_whitespace()
@@ -448,8 +466,12 @@ mod tests {
 
     #[test]
     fn strict_rejects_unknown_fields_with_line() {
-        let e = strict("{\"text\": \"a\", \"bucket\": \"b\"}\n{\"text\": \"x\", \"buket\": \"b\"}").unwrap_err();
-        assert!(e.to_string().starts_with("a.jsonl:2:") && e.to_string().contains("buket"), "{e}");
+        let e = strict("{\"text\": \"a\", \"bucket\": \"b\"}\n{\"text\": \"x\", \"buket\": \"b\"}")
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("a.jsonl:2:") && e.to_string().contains("buket"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -467,7 +489,9 @@ mod tests {
 
     #[test]
     fn conflicts_and_empty_text_are_errors_in_strict_mode() {
-        let e = strict("{\"text\": \"a\", \"bucket\": \"x\"}\n{\"text\": \"a\", \"bucket\": \"y\"}").unwrap_err();
+        let e =
+            strict("{\"text\": \"a\", \"bucket\": \"x\"}\n{\"text\": \"a\", \"bucket\": \"y\"}")
+                .unwrap_err();
         assert!(matches!(e, ArchetypeError::Conflict { line: 2, .. }), "{e}");
         let e = strict("{\"text\": \"  \", \"bucket\": \"x\"}").unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
@@ -477,14 +501,20 @@ mod tests {
 
     #[test]
     fn exact_repeats_are_dropped_not_errors() {
-        let set = strict("{\"text\": \"a\", \"bucket\": \"x\"}\n{\"text\": \"a\", \"bucket\": \"x\"}").unwrap();
+        let set =
+            strict("{\"text\": \"a\", \"bucket\": \"x\"}\n{\"text\": \"a\", \"bucket\": \"x\"}")
+                .unwrap();
         assert_eq!((set.len(), set.duplicates_dropped), (1, 1));
     }
 
     #[test]
     fn content_hash_ignores_order() {
-        let a = strict("{\"text\": \"a\", \"bucket\": \"x\"}\n{\"text\": \"b\", \"bucket\": \"y\"}").unwrap();
-        let b = strict("{\"text\": \"b\", \"bucket\": \"y\"}\n{\"text\": \"a\", \"bucket\": \"x\"}").unwrap();
+        let a =
+            strict("{\"text\": \"a\", \"bucket\": \"x\"}\n{\"text\": \"b\", \"bucket\": \"y\"}")
+                .unwrap();
+        let b =
+            strict("{\"text\": \"b\", \"bucket\": \"y\"}\n{\"text\": \"a\", \"bucket\": \"x\"}")
+                .unwrap();
         assert_eq!(a.content_sha256(), b.content_sha256());
     }
 }

@@ -168,7 +168,10 @@ pub fn evaluate(
                     .and_then(|c| nearest_centroid(c, &embedded.embedding)),
             };
             let us = embed_us + elapsed_micros(start);
-            latencies.entry(scorer).or_default().push(us as f64 / 1000.0);
+            latencies
+                .entry(scorer)
+                .or_default()
+                .push(us as f64 / 1000.0);
             let predicted = predicted.map_or_else(|| "(none)".to_owned(), |b| b.to_string());
             predictions
                 .entry(scorer)
@@ -232,11 +235,18 @@ pub fn score(
     let labels: BTreeSet<&String> = pairs.iter().map(|(g, _)| g).collect();
     let mut per_bucket = BTreeMap::new();
     for label in labels {
-        let tp = pairs.iter().filter(|(g, p)| g == label && p == label).count() as f64;
+        let tp = pairs
+            .iter()
+            .filter(|(g, p)| g == label && p == label)
+            .count() as f64;
         let predicted = pairs.iter().filter(|(_, p)| p == label).count() as f64;
         let support = pairs.iter().filter(|(g, _)| g == label).count();
         let precision = if predicted > 0.0 { tp / predicted } else { 0.0 };
-        let recall = if support > 0 { tp / support as f64 } else { 0.0 };
+        let recall = if support > 0 {
+            tp / support as f64
+        } else {
+            0.0
+        };
         let f1 = if precision + recall > 0.0 {
             2.0 * precision * recall / (precision + recall)
         } else {
@@ -278,7 +288,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(g, p)| (g.to_string(), p.to_string())).collect()
+        list.iter()
+            .map(|(g, p)| (g.to_string(), p.to_string()))
+            .collect()
     }
 
     #[test]

@@ -52,7 +52,11 @@ pub fn build_index(
     hnsw: HnswParams,
     progress: &dyn Fn(usize, usize),
 ) -> Result<LoadedIndex, IndexerError> {
-    let texts: Vec<&str> = examples.examples().iter().map(|e| e.text.as_str()).collect();
+    let texts: Vec<&str> = examples
+        .examples()
+        .iter()
+        .map(|e| e.text.as_str())
+        .collect();
     let embeddings = embed_all(embedder, &texts, progress)?;
     let entries: Vec<IndexEntry> = examples
         .examples()
@@ -96,8 +100,12 @@ pub fn load_or_build(
             Ok(index) if index.manifest().examples_sha256 == examples.content_sha256() => {
                 return Ok((index, IndexOrigin::Loaded));
             }
-            Ok(_) => tracing::info!(dir = %bundle_dir.display(), "archetypes changed since the bundle was built; rebuilding"),
-            Err(e) => tracing::warn!(error = %e, "refusing the saved index bundle; rebuilding it from the archetypes"),
+            Ok(_) => {
+                tracing::info!(dir = %bundle_dir.display(), "archetypes changed since the bundle was built; rebuilding")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "refusing the saved index bundle; rebuilding it from the archetypes")
+            }
         }
     }
     let mut index = build_index(examples, embedder, hnsw, progress)?;

@@ -16,17 +16,16 @@
 
 pub mod types;
 
+pub mod decide;
 pub mod embed;
 pub mod index;
-pub mod decide;
 
 pub mod archetypes;
+pub mod eval;
 pub mod indexer;
 pub mod pipeline;
-pub mod eval;
-
 
 pub mod live;
 
-
-
+pub mod cli;
+pub mod serve;

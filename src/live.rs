@@ -83,6 +83,8 @@ impl LiveState {
 
     fn lock_error(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         // A poisoned lock only means a panic while holding a String; the value is still usable.
-        self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

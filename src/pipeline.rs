@@ -39,7 +39,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(policy: Arc<Policy>, index: Arc<LoadedIndex>, model_dims: usize) -> Result<Self, SnapshotError> {
+    pub fn new(
+        policy: Arc<Policy>,
+        index: Arc<LoadedIndex>,
+        model_dims: usize,
+    ) -> Result<Self, SnapshotError> {
         if !index.is_empty() && index.dims() != model_dims {
             return Err(SnapshotError::Dimensions {
                 index: index.dims(),
@@ -84,14 +88,22 @@ impl Pipeline {
     }
 
     /// Embeds, searches and decides for one request.
-    pub fn classify(&self, snapshot: &Snapshot, input: &ClassifyInput) -> Result<Decision, PipelineError> {
+    pub fn classify(
+        &self,
+        snapshot: &Snapshot,
+        input: &ClassifyInput,
+    ) -> Result<Decision, PipelineError> {
         let start = Instant::now();
         let embedded = self.embedder.embed(&input.text)?;
         self.decide_embedded(snapshot, input, embedded, start)
     }
 
     /// Classifies many requests with one batched forward pass; decisions are in input order.
-    pub fn classify_batch(&self, snapshot: &Snapshot, inputs: &[ClassifyInput]) -> Result<Vec<Decision>, PipelineError> {
+    pub fn classify_batch(
+        &self,
+        snapshot: &Snapshot,
+        inputs: &[ClassifyInput],
+    ) -> Result<Vec<Decision>, PipelineError> {
         let start = Instant::now();
         let texts: Vec<&str> = inputs.iter().map(|i| i.text.as_str()).collect();
         let embedded = self.embedder.embed_batch(&texts)?;

@@ -143,8 +143,18 @@ min_confidence = 0.8
         assert_eq!(r.bucket.as_str(), "code");
         assert!(!r.abstained);
         assert_eq!(r.target.name, "l");
-        assert_eq!(r.fallbacks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["m", "s"]);
-        assert!(r.reasons[0].contains("2 of 3 neighbours in code"), "{:?}", r.reasons);
+        assert_eq!(
+            r.fallbacks
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+            ["m", "s"]
+        );
+        assert!(
+            r.reasons[0].contains("2 of 3 neighbours in code"),
+            "{:?}",
+            r.reasons
+        );
     }
 
     #[test]
@@ -160,7 +170,11 @@ min_confidence = 0.8
         // 0.7 share: enough for the global 0.5, not for math's 0.8.
         let r = decide(&policy(), &[n("math", 0.7), n("code", 0.3)]).unwrap();
         assert_eq!(r.bucket.as_str(), "chat");
-        assert!(r.reasons[0].contains("math's threshold 0.80"), "{:?}", r.reasons);
+        assert!(
+            r.reasons[0].contains("math's threshold 0.80"),
+            "{:?}",
+            r.reasons
+        );
     }
 
     #[test]
@@ -185,7 +199,7 @@ min_confidence = 0.8
             let neighbours: Vec<Neighbour> = sims.iter().map(|(b, s)| n(names[*b], *s)).collect();
             let p = policy();
             let r = decide(&p, &neighbours).unwrap();
-            prop_assert!(1 + r.fallbacks.len() <= MAX_TARGETS);
+            prop_assert!(r.fallbacks.len() < MAX_TARGETS);
             prop_assert!(!r.fallbacks.contains(&r.target));
             prop_assert!(!r.reasons.is_empty());
             let threshold = p.bucket(&r.bucket).unwrap().min_confidence;

@@ -174,7 +174,10 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
     if raw.schema_version != POLICY_SCHEMA_VERSION {
         return Err(invalid(
             "schema_version",
-            format!("{} is not supported (expected {POLICY_SCHEMA_VERSION})", raw.schema_version),
+            format!(
+                "{} is not supported (expected {POLICY_SCHEMA_VERSION})",
+                raw.schema_version
+            ),
         ));
     }
     if raw.policy_version.trim().is_empty() {
@@ -186,15 +189,22 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
     }
     check_unit(m.min_confidence).map_err(|e| invalid("matching.min_confidence", e))?;
     if !(-1.0..=1.0).contains(&m.min_similarity) {
-        return Err(invalid("matching.min_similarity", format!("{} is outside [-1, 1]", m.min_similarity)));
+        return Err(invalid(
+            "matching.min_similarity",
+            format!("{} is outside [-1, 1]", m.min_similarity),
+        ));
     }
-    let default_escalation = validate_escalation(&raw.escalation).map_err(|(field, e)| invalid(&format!("escalation.{field}"), e))?;
+    let default_escalation = validate_escalation(&raw.escalation)
+        .map_err(|(field, e)| invalid(&format!("escalation.{field}"), e))?;
 
     let mut targets = BTreeMap::new();
     for (name, t) in &raw.targets {
         let path = format!("targets.{name}");
         if t.provider.trim().is_empty() {
-            return Err(invalid(&format!("{path}.provider"), "must not be empty".into()));
+            return Err(invalid(
+                &format!("{path}.provider"),
+                "must not be empty".into(),
+            ));
         }
         if !t.allow_alias && !looks_dated(&t.model) {
             return Err(invalid(
@@ -218,7 +228,10 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
         if b.targets.is_empty() || b.targets.len() > MAX_TARGETS {
             return Err(invalid(
                 &format!("{path}.targets"),
-                format!("has {} targets; a bucket needs 1 to {MAX_TARGETS} (primary + fallbacks)", b.targets.len()),
+                format!(
+                    "has {} targets; a bucket needs 1 to {MAX_TARGETS} (primary + fallbacks)",
+                    b.targets.len()
+                ),
             ));
         }
         let mut seen = BTreeSet::new();
@@ -227,7 +240,10 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
             let tpath = format!("{path}.targets[{i}]");
             let Some(target) = targets.get(t) else {
                 let known: Vec<&str> = targets.keys().map(String::as_str).collect();
-                return Err(invalid(&tpath, format!("unknown target `{t}` (known: {})", known.join(", "))));
+                return Err(invalid(
+                    &tpath,
+                    format!("unknown target `{t}` (known: {})", known.join(", ")),
+                ));
             };
             if !seen.insert(t) {
                 return Err(invalid(&tpath, format!("target `{t}` is listed twice")));
@@ -242,7 +258,8 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
             None => m.min_confidence,
         };
         let escalation = match &b.escalation {
-            Some(e) => validate_escalation(e).map_err(|(field, e)| invalid(&format!("{path}.escalation.{field}"), e))?,
+            Some(e) => validate_escalation(e)
+                .map_err(|(field, e)| invalid(&format!("{path}.escalation.{field}"), e))?,
             None => default_escalation.clone(),
         };
         buckets.insert(
@@ -260,7 +277,11 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
         let known: Vec<&str> = buckets.keys().map(BucketId::as_str).collect();
         return Err(invalid(
             "default_bucket",
-            format!("`{}` is not a bucket of this policy (buckets: {})", raw.default_bucket, known.join(", ")),
+            format!(
+                "`{}` is not a bucket of this policy (buckets: {})",
+                raw.default_bucket,
+                known.join(", ")
+            ),
         ));
     }
     Ok(Policy {
@@ -288,7 +309,10 @@ fn validate_escalation(raw: &RawEscalation) -> Result<Escalation, (&'static str,
         return Err(("timeout_ms", "must be greater than 0".into()));
     }
     if !(1..=MAX_TARGETS).contains(&raw.max_attempts) {
-        return Err(("max_attempts", format!("{} is outside 1..={MAX_TARGETS}", raw.max_attempts)));
+        return Err((
+            "max_attempts",
+            format!("{} is outside 1..={MAX_TARGETS}", raw.max_attempts),
+        ));
     }
     let mut on = raw.on.clone();
     on.sort();
@@ -308,7 +332,10 @@ pub fn looks_dated(model: &str) -> bool {
         let starts_number = i == 0 || !b[i - 1].is_ascii_digit();
         starts_number
             && date_span_len(&b[i..]).is_some_and(|len| {
-                let digits: String = model[i..i + len].chars().filter(char::is_ascii_digit).collect();
+                let digits: String = model[i..i + len]
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect();
                 is_date(&digits)
             })
     })
@@ -388,30 +415,51 @@ escalation = { on = ["rate_limited"], timeout_ms = 20000, max_attempts = 3 }
         assert_eq!(code.escalation.max_attempts, 3);
         let chat = p.bucket(&BucketId::new("chat")).unwrap();
         assert_eq!(chat.min_confidence, 0.4);
-        assert_eq!(chat.escalation.on, vec![Trigger::Timeout, Trigger::ServerError]);
+        assert_eq!(
+            chat.escalation.on,
+            vec![Trigger::Timeout, Trigger::ServerError]
+        );
     }
 
     #[test]
     fn unknown_field_is_named_with_its_line() {
         let e = err_of(&SAMPLE.replace("min_similarity = 0.3", "min_similarty = 0.3"));
-        assert!(e.contains("p.toml") && e.contains("min_similarty") && e.contains("line"), "{e}");
+        assert!(
+            e.contains("p.toml") && e.contains("min_similarty") && e.contains("line"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_target_cites_path() {
-        let e = err_of(&SAMPLE.replace(r#"targets = ["big", "small"]"#, r#"targets = ["big", "smal"]"#));
-        assert!(e.contains("buckets.code.targets[1]") && e.contains("smal"), "{e}");
+        let e = err_of(&SAMPLE.replace(
+            r#"targets = ["big", "small"]"#,
+            r#"targets = ["big", "smal"]"#,
+        ));
+        assert!(
+            e.contains("buckets.code.targets[1]") && e.contains("smal"),
+            "{e}"
+        );
     }
 
     #[test]
     fn too_many_targets() {
-        let e = err_of(&SAMPLE.replace(r#"targets = ["big", "small"]"#, r#"targets = ["big", "small", "big", "small"]"#));
-        assert!(e.contains("buckets.code.targets") && e.contains("1 to 3"), "{e}");
+        let e = err_of(&SAMPLE.replace(
+            r#"targets = ["big", "small"]"#,
+            r#"targets = ["big", "small", "big", "small"]"#,
+        ));
+        assert!(
+            e.contains("buckets.code.targets") && e.contains("1 to 3"),
+            "{e}"
+        );
     }
 
     #[test]
     fn repeated_target() {
-        let e = err_of(&SAMPLE.replace(r#"targets = ["big", "small"]"#, r#"targets = ["big", "big"]"#));
+        let e = err_of(&SAMPLE.replace(
+            r#"targets = ["big", "small"]"#,
+            r#"targets = ["big", "big"]"#,
+        ));
         assert!(e.contains("listed twice"), "{e}");
     }
 
@@ -425,7 +473,10 @@ escalation = { on = ["rate_limited"], timeout_ms = 20000, max_attempts = 3 }
     fn alias_model_needs_opt_in() {
         let aliased = SAMPLE.replace("gpt-4.1-mini-2025-04-14", "gpt-4.1-mini");
         let e = err_of(&aliased);
-        assert!(e.contains("targets.small.model") && e.contains("allow_alias"), "{e}");
+        assert!(
+            e.contains("targets.small.model") && e.contains("allow_alias"),
+            "{e}"
+        );
         let allowed = aliased.replace(
             "model = \"gpt-4.1-mini\"",
             "model = \"gpt-4.1-mini\"\nallow_alias = true",
@@ -441,19 +492,42 @@ escalation = { on = ["rate_limited"], timeout_ms = 20000, max_attempts = 3 }
 
     #[test]
     fn thresholds_and_limits_are_checked() {
-        assert!(err_of(&SAMPLE.replace("min_confidence = 0.4", "min_confidence = 1.4")).contains("matching.min_confidence"));
+        assert!(
+            err_of(&SAMPLE.replace("min_confidence = 0.4", "min_confidence = 1.4"))
+                .contains("matching.min_confidence")
+        );
         assert!(err_of(&SAMPLE.replace("k = 5", "k = 0")).contains("matching.k"));
-        assert!(err_of(&SAMPLE.replace("max_attempts = 2", "max_attempts = 9")).contains("escalation.max_attempts"));
-        assert!(err_of(&SAMPLE.replace("timeout_ms = 5000", "timeout_ms = 0")).contains("escalation.timeout_ms"));
-        assert!(err_of(&SAMPLE.replace("schema_version = 1", "schema_version = 2")).contains("schema_version"));
+        assert!(
+            err_of(&SAMPLE.replace("max_attempts = 2", "max_attempts = 9"))
+                .contains("escalation.max_attempts")
+        );
+        assert!(
+            err_of(&SAMPLE.replace("timeout_ms = 5000", "timeout_ms = 0"))
+                .contains("escalation.timeout_ms")
+        );
+        assert!(
+            err_of(&SAMPLE.replace("schema_version = 1", "schema_version = 2"))
+                .contains("schema_version")
+        );
     }
 
     #[test]
     fn dated_snapshots() {
-        for ok in ["claude-sonnet-4-5-20250929", "gpt-5-2025-08-07", "gemini-2.5-pro@20250617", "20240101"] {
+        for ok in [
+            "claude-sonnet-4-5-20250929",
+            "gpt-5-2025-08-07",
+            "gemini-2.5-pro@20250617",
+            "20240101",
+        ] {
             assert!(looks_dated(ok), "{ok}");
         }
-        for alias in ["gpt-4o", "claude-sonnet-4-5", "gpt-5-latest", "model-123456789", "x-2025-13-01"] {
+        for alias in [
+            "gpt-4o",
+            "claude-sonnet-4-5",
+            "gpt-5-latest",
+            "model-123456789",
+            "x-2025-13-01",
+        ] {
             assert!(!looks_dated(alias), "{alias}");
         }
     }

@@ -25,14 +25,19 @@ pub struct Vote {
 /// Ties go to the bucket holding the nearest neighbour, then to the smaller name, so the same
 /// neighbours always give the same vote. `None` when there are no neighbours.
 pub fn weighted_vote(neighbours: &[Neighbour]) -> Option<Vote> {
-    let top_similarity = neighbours.iter().map(|n| n.similarity).fold(f32::NEG_INFINITY, f32::max);
+    let top_similarity = neighbours
+        .iter()
+        .map(|n| n.similarity)
+        .fold(f32::NEG_INFINITY, f32::max);
     if neighbours.is_empty() {
         return None;
     }
     // bucket → (weight, votes, best similarity)
     let mut tally: BTreeMap<&BucketId, (f32, usize, f32)> = BTreeMap::new();
     for n in neighbours {
-        let entry = tally.entry(&n.bucket).or_insert((0.0, 0, f32::NEG_INFINITY));
+        let entry = tally
+            .entry(&n.bucket)
+            .or_insert((0.0, 0, f32::NEG_INFINITY));
         entry.0 += n.similarity.max(0.0);
         entry.1 += 1;
         entry.2 = entry.2.max(n.similarity);
@@ -52,7 +57,10 @@ pub fn weighted_vote(neighbours: &[Neighbour]) -> Option<Vote> {
         top_similarity,
         agreeing,
         considered: neighbours.len(),
-        scores: ranked.iter().map(|(id, (w, _, _))| ((*id).clone(), share(*w))).collect(),
+        scores: ranked
+            .iter()
+            .map(|(id, (w, _, _))| ((*id).clone(), share(*w)))
+            .collect(),
     })
 }
 
@@ -81,7 +89,14 @@ mod tests {
 
     #[test]
     fn similarity_beats_count() {
-        let v = weighted_vote(&[n("a", 0.9), n("a", 0.8), n("b", 0.3), n("b", 0.3), n("b", 0.3)]).unwrap();
+        let v = weighted_vote(&[
+            n("a", 0.9),
+            n("a", 0.8),
+            n("b", 0.3),
+            n("b", 0.3),
+            n("b", 0.3),
+        ])
+        .unwrap();
         assert_eq!(v.bucket.as_str(), "a");
     }
 

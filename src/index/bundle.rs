@@ -240,7 +240,10 @@ impl LoadedIndex {
             )));
         }
         if manifest.metric != "cos" {
-            return Err(refuse(format!("metric `{}` is not supported (expected cos)", manifest.metric)));
+            return Err(refuse(format!(
+                "metric `{}` is not supported (expected cos)",
+                manifest.metric
+            )));
         }
         let actual = sha256_file(&index_path).map_err(|source| IndexError::Io {
             path: index_path.display().to_string(),
@@ -260,8 +263,15 @@ impl LoadedIndex {
                 manifest.keys.len()
             )));
         }
-        if manifest.keys.iter().enumerate().any(|(i, k)| k.key != i as u64) {
-            return Err(refuse("manifest keys are not numbered 0..n in order".to_owned()));
+        if manifest
+            .keys
+            .iter()
+            .enumerate()
+            .any(|(i, k)| k.key != i as u64)
+        {
+            return Err(refuse(
+                "manifest keys are not numbered 0..n in order".to_owned(),
+            ));
         }
         let version = manifest.version();
         Ok(Self {
@@ -310,7 +320,13 @@ mod tests {
                 embedding: Embedding::normalized(vec![1.0, i as f32, (i * i) as f32 % 7.0]),
             })
             .collect();
-        LoadedIndex::build(&entries, fingerprint("aa"), "ex".into(), HnswParams::default()).unwrap()
+        LoadedIndex::build(
+            &entries,
+            fingerprint("aa"),
+            "ex".into(),
+            HnswParams::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -323,7 +339,10 @@ mod tests {
         assert_eq!(loaded.version(), index.version());
         assert_eq!(loaded.manifest().counts.values().sum::<usize>(), 20);
         let q = Embedding::normalized(vec![1.0, 4.0, 2.0]);
-        assert_eq!(loaded.neighbours(&q, 3).unwrap(), index.neighbours(&q, 3).unwrap());
+        assert_eq!(
+            loaded.neighbours(&q, 3).unwrap(),
+            index.neighbours(&q, 3).unwrap()
+        );
         // Saving again over an existing bundle replaces it.
         index.save(&bundle).unwrap();
         assert!(LoadedIndex::load(&bundle, &fingerprint("aa")).is_ok());
@@ -334,8 +353,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("index");
         sample().save(&bundle).unwrap();
-        let err = LoadedIndex::load(&bundle, &fingerprint("bb")).err().unwrap().to_string();
-        assert!(err.contains("built with model") && err.contains("router train"), "{err}");
+        let err = LoadedIndex::load(&bundle, &fingerprint("bb"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("built with model") && err.contains("router train"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -344,7 +369,10 @@ mod tests {
         let bundle = dir.path().join("index");
         sample().save(&bundle).unwrap();
         fs::write(bundle.join(INDEX_FILE), b"garbage").unwrap();
-        let err = LoadedIndex::load(&bundle, &fingerprint("aa")).err().unwrap().to_string();
+        let err = LoadedIndex::load(&bundle, &fingerprint("aa"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("corrupt"), "{err}");
     }
 }

@@ -79,7 +79,9 @@ mod tests {
         let b = Embedding::normalized(vec![0.0, 1.0]);
         let c = Embedding::normalized(vec![1.0, 1.0]);
         let index = ExactIndex::build(2, &[(1, &a), (2, &b), (3, &c)]).unwrap();
-        let hits = index.search(&Embedding::normalized(vec![1.0, 0.1]), 2).unwrap();
+        let hits = index
+            .search(&Embedding::normalized(vec![1.0, 0.1]), 2)
+            .unwrap();
         assert_eq!(hits.iter().map(|h| h.key).collect::<Vec<_>>(), vec![1, 3]);
         assert!((hits[0].similarity - 0.995).abs() < 0.01);
     }

@@ -141,9 +141,16 @@ mod tests {
 
     #[test]
     fn search_save_load_round_trip() {
-        let vectors = [unit(&[1.0, 0.0, 0.0]), unit(&[0.0, 1.0, 0.0]), unit(&[0.0, 0.0, 1.0])];
-        let entries: Vec<(u64, &Embedding)> =
-            vectors.iter().enumerate().map(|(i, v)| (i as u64, v)).collect();
+        let vectors = [
+            unit(&[1.0, 0.0, 0.0]),
+            unit(&[0.0, 1.0, 0.0]),
+            unit(&[0.0, 0.0, 1.0]),
+        ];
+        let entries: Vec<(u64, &Embedding)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v))
+            .collect();
         let index = UsearchIndex::build(3, HnswParams::default(), &entries).unwrap();
         let hits = index.search(&unit(&[0.1, 1.0, 0.0]), 1).unwrap();
         assert_eq!(hits[0].key, 1);

@@ -70,7 +70,11 @@ fn batch_embeddings_equal_single_embeddings() {
     for (r, b) in refs.iter().zip(&batch) {
         let single = embedder.embed(&r.text).unwrap();
         assert_eq!(b.tokens, single.tokens);
-        assert!(b.embedding.cosine(&single.embedding) >= 0.99999, "{:?}", r.text);
+        assert!(
+            b.embedding.cosine(&single.embedding) >= 0.99999,
+            "{:?}",
+            r.text
+        );
         assert!(b.embedding.cosine(&r.embedding) >= 0.9999, "{:?}", r.text);
     }
 }
@@ -85,7 +89,11 @@ fn a_megabyte_prompt_is_truncated_like_its_first_256_tokens() {
     let b = embedder.embed(&head).unwrap();
     assert!(a.truncated && b.truncated);
     assert_eq!(a.tokens, 256);
-    assert!(a.prompt_tokens > 100_000, "whole-prompt count {}", a.prompt_tokens);
+    assert!(
+        a.prompt_tokens > 100_000,
+        "whole-prompt count {}",
+        a.prompt_tokens
+    );
     assert!(a.embedding.cosine(&b.embedding) > 0.99999);
 }
 

@@ -1,7 +1,5 @@
 //! One integration-test binary (each separate tests/*.rs would re-link candle and usearch).
 //! Everything here runs the real model with real weights.
 
-
 mod common;
 mod embed_reference;
-

@@ -23,7 +23,10 @@ pub fn shared_data(name: &str) -> Option<PathBuf> {
     if path.is_file() {
         Some(path)
     } else {
-        eprintln!("SKIPPED: {} is absent (../shared/data is not beside this checkout)", path.display());
+        eprintln!(
+            "SKIPPED: {} is absent (../shared/data is not beside this checkout)",
+            path.display()
+        );
         None
     }
 }

@@ -1,0 +1,92 @@
+//! Flags shared by several commands. Every flag has an env var and a doc comment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::embed::device::DeviceChoice;
+use crate::serve::startup::ModelSettings;
+use crate::serve::{Limits, ServeSettings};
+
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Use the model files in exactly this directory (verified against models/manifest.toml; no download).
+    #[arg(long, env = "ROUTER_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Root of the local model cache; missing files are fetched into <root>/<model>/.
+    #[arg(long, env = "ROUTER_MODELS_ROOT", default_value = "models")]
+    pub models_root: PathBuf,
+    /// Device that runs the model: auto, cpu, cuda or metal (GPUs need the matching cargo feature).
+    #[arg(long, env = "ROUTER_DEVICE", default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceChoice,
+}
+
+fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    s.parse()
+}
+
+impl ModelArgs {
+    pub fn settings(&self) -> ModelSettings {
+        ModelSettings {
+            model_dir: self.model_dir.clone(),
+            models_root: self.models_root.clone(),
+            device: self.device,
+        }
+    }
+}
+
+/// Where the policy, archetypes and saved index live (shared by `serve` and `classify`).
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// Labeled archetype examples (a JSONL file or a directory of them).
+    #[arg(long, env = "ROUTER_ARCHETYPES", default_value = "archetypes/examples")]
+    pub archetypes: PathBuf,
+    /// The routing policy file.
+    #[arg(long, env = "ROUTER_POLICY", default_value = "archetypes/policy.toml")]
+    pub policy: PathBuf,
+    /// Where index bundles are saved between runs.
+    #[arg(long, env = "ROUTER_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Serve this index bundle (from `router train`) instead of building one from --archetypes.
+    #[arg(long, env = "ROUTER_INDEX")]
+    pub index: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the log says which).
+    #[arg(long, env = "ROUTER_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Requests doing CPU work at once; more are answered 429 with Retry-After.
+    #[arg(long, env = "ROUTER_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    pub max_in_flight: usize,
+    /// Largest request body in bytes (larger bodies get 413).
+    #[arg(long, env = "ROUTER_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Largest batch of /classify/batch and /embed.
+    #[arg(long, env = "ROUTER_MAX_BATCH", default_value_t = Limits::default().max_batch)]
+    pub max_batch: usize,
+}
+
+impl ServeArgs {
+    pub fn into_settings(self) -> ServeSettings {
+        ServeSettings {
+            addr: self.addr,
+            archetypes: self.state.archetypes,
+            policy: self.state.policy,
+            data_dir: self.state.data_dir,
+            index: self.state.index,
+            model: self.model.settings(),
+            limits: Limits {
+                max_in_flight: self.max_in_flight.max(1),
+                max_body_bytes: self.max_body_bytes,
+                max_batch: self.max_batch.max(1),
+            },
+        }
+    }
+}

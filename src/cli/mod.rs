@@ -1,0 +1,83 @@
+//! The command line: `router serve | train | classify | embed | eval | model`.
+//! Thin: each command parses flags, calls the library, prints. The only users of anyhow and
+//! clap besides `serve`.
+
+mod args;
+mod eval;
+mod model;
+mod stdin_jsonl;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+pub use args::{ModelArgs, ServeArgs};
+
+/// A semantic LLM router: decides, per request, which LLM should answer a prompt.
+#[derive(Debug, Parser)]
+#[command(name = "router", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (POST /classify, /classify/batch, /embed; GET /health, /ready, /info, /metrics).
+    Serve(ServeArgs),
+    /// Build an index bundle from labeled JSONL examples ({"text", "bucket" or "label"}).
+    Train(train::TrainArgs),
+    /// Read JSONL {"text": ...} on stdin; write one decision JSON per line on stdout, in order.
+    Classify(stdin_jsonl::ClassifyArgs),
+    /// Read JSONL {"text": ...} on stdin; write {"embedding": [...], "tokens": N} per line, in order.
+    Embed(stdin_jsonl::EmbedArgs),
+    /// Measure routing accuracy: train on one labeled file, test on another.
+    Eval(eval::EvalArgs),
+    /// Fetch and verify the model files, or verify what is cached.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+}
+
+/// Runs one command to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.into_settings();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(crate::serve::run(settings))
+        }
+        Command::Train(args) => train::run(&args),
+        Command::Classify(args) => stdin_jsonl::classify(&args),
+        Command::Embed(args) => stdin_jsonl::embed(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Model(command) => model::run(&command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_work_on_a_fresh_clone() {
+        let cli = Cli::try_parse_from(["router", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        let s = args.into_settings();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.policy, std::path::PathBuf::from("archetypes/policy.toml"));
+        assert_eq!(
+            s.archetypes,
+            std::path::PathBuf::from("archetypes/examples")
+        );
+    }
+}

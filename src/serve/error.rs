@@ -1,0 +1,194 @@
+//! The one place errors become HTTP responses: an exhaustive match, stable `code`s, internal
+//! details logged and never sent. Our own JSON extractor makes malformed bodies get our body.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::embed::EmbedError;
+use crate::pipeline::PipelineError;
+
+/// Seconds a client should wait before retrying an overloaded or starting service.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    UnknownField(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("expected `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the router is at its limit of concurrent requests; retry shortly")]
+    Overloaded,
+    #[error("the router is starting: {0}")]
+    NotReady(String),
+    /// Details go to the log, not to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) | Self::InvalidRequest(_) | Self::EmptyPrompt => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::UnknownField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code; clients match on it, so never rename one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::UnknownField(_) => "unknown_field",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::EmptyPrompt => "empty_prompt",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Overloaded => "overloaded",
+            Self::NotReady(_) => "not_ready",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// Maps an axum JSON rejection; `limit` is the configured body limit.
+    pub fn from_json_rejection(rejection: &JsonRejection, limit: usize) -> Self {
+        let text = rejection.body_text();
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY if text.contains("unknown field") => {
+                Self::UnknownField(text)
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => Self::InvalidRequest(text),
+            _ => Self::InvalidJson(text),
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Embed(EmbedError::EmptyText) => Self::EmptyPrompt,
+            other @ (PipelineError::Embed(_)
+            | PipelineError::Index(_)
+            | PipelineError::Decide(_)) => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(detail) = &self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let body = Json(json!({"error": {"code": self.code(), "message": self.to_string()}}));
+        let mut response = (status, body).into_response();
+        if matches!(self, Self::Overloaded | Self::NotReady(_)) {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
+    }
+}
+
+/// `Json<T>` whose rejections are [`ApiError`]s.
+pub struct ApiJson<T>(pub T);
+
+/// The body limit in force, put in request extensions by the router so rejections can cite it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::from_json_rejection(&rejection, limit)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_code_table() {
+        let table = [
+            (ApiError::InvalidJson(String::new()), 400, "invalid_json"),
+            (ApiError::UnknownField(String::new()), 422, "unknown_field"),
+            (
+                ApiError::InvalidRequest(String::new()),
+                400,
+                "invalid_request",
+            ),
+            (ApiError::EmptyPrompt, 400, "empty_prompt"),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::NotFound(String::new()), 404, "not_found"),
+            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+            (ApiError::Overloaded, 429, "overloaded"),
+            (ApiError::NotReady(String::new()), 503, "not_ready"),
+            (ApiError::Internal(String::new()), 500, "internal"),
+        ];
+        for (error, status, code) in table {
+            assert_eq!(error.status().as_u16(), status, "{code}");
+            assert_eq!(error.code(), code);
+        }
+    }
+
+    #[test]
+    fn overload_says_when_to_retry() {
+        let response = ApiError::Overloaded.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn internal_details_stay_out_of_the_body() {
+        let e = ApiError::Internal("secret path /etc/x".into());
+        assert_eq!(e.to_string(), "internal error");
+    }
+}

@@ -1,0 +1,242 @@
+//! Route handlers: parse, take one snapshot, hand CPU work to a blocking thread behind the
+//! admission semaphore, map errors once.
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::error::{ApiError, ApiJson};
+use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
+use super::AppState;
+use crate::decide::Decision;
+use crate::pipeline::ClassifyInput;
+
+/// Takes an admission permit or fails fast: waiting would only add queueing delay to a
+/// request whose budget is a few milliseconds.
+fn admit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    state.admission.clone().try_acquire_owned().map_err(|_| {
+        ::metrics::counter!(super::metrics::OVERLOADED_TOTAL).increment(1);
+        ApiError::Overloaded
+    })
+}
+
+/// Runs CPU-bound work off the async threads; the permit is released when the work ends.
+async fn run_blocking<T: Send + 'static>(
+    permit: OwnedSemaphorePermit,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}
+
+fn log_decision(d: &Decision) {
+    tracing::info!(
+        decision_id = %d.decision_id,
+        request_id = d.request_id.as_deref().unwrap_or(""),
+        bucket = %d.bucket,
+        confidence = d.confidence,
+        abstained = d.abstained,
+        target = %d.target.name,
+        policy_version = %d.policy_version,
+        index_version = %d.index_version,
+        tokens = d.tokens,
+        total_us = d.timings_us.total,
+        "decision"
+    );
+    super::metrics::record_decision(d);
+}
+
+pub async fn classify(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ClassifyRequest>,
+) -> Result<Json<Decision>, ApiError> {
+    let core = state.core()?;
+    let input = request.into_input()?;
+    let permit = admit(&state)?;
+    let snapshot = core.live.snapshot();
+    let pipeline = core.pipeline.clone();
+    let decision = run_blocking(permit, move || Ok(pipeline.classify(&snapshot, &input)?)).await?;
+    log_decision(&decision);
+    Ok(Json(decision))
+}
+
+pub async fn classify_batch(
+    State(state): State<AppState>,
+    ApiJson(batch): ApiJson<ClassifyBatchRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    check_batch_size(batch.requests.len(), state.limits.max_batch)?;
+    let inputs = batch
+        .requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.into_input()
+                .map_err(|e| ApiError::InvalidRequest(format!("requests[{i}]: {e}")))
+        })
+        .collect::<Result<Vec<ClassifyInput>, _>>()?;
+    let permit = admit(&state)?;
+    let snapshot = core.live.snapshot();
+    let pipeline = core.pipeline.clone();
+    let decisions = run_blocking(permit, move || {
+        Ok(pipeline.classify_batch(&snapshot, &inputs)?)
+    })
+    .await?;
+    decisions.iter().for_each(log_decision);
+    Ok(Json(json!({ "decisions": decisions })))
+}
+
+pub async fn embed(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<EmbedRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let (texts, single) = match (request.text, request.texts) {
+        (Some(text), None) => (vec![text], true),
+        (None, Some(texts)) => (texts, false),
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "give exactly one of `text` or `texts`".into(),
+            ))
+        }
+    };
+    check_batch_size(texts.len(), state.limits.max_batch)?;
+    if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+        return Err(if single {
+            ApiError::EmptyPrompt
+        } else {
+            ApiError::InvalidRequest(format!("texts[{i}] is empty"))
+        });
+    }
+    let permit = admit(&state)?;
+    let pipeline = core.pipeline.clone();
+    let embedded = run_blocking(permit, move || {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let out = if refs.len() == 1 {
+            vec![pipeline.embedder().embed(refs[0])]
+        } else {
+            pipeline
+                .embedder()
+                .embed_batch(&refs)
+                .map_or_else(|e| vec![Err(e)], |v| v.into_iter().map(Ok).collect())
+        };
+        out.into_iter()
+            .map(|r| {
+                r.map(|e| EmbedResponse {
+                    tokens: e.tokens,
+                    embedding: e.embedding.into_vec(),
+                })
+                .map_err(|e| ApiError::from(crate::pipeline::PipelineError::from(e)))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(Json(if single {
+        json!(embedded[0])
+    } else {
+        json!({ "embeddings": embedded })
+    }))
+}
+
+fn check_batch_size(n: usize, max: usize) -> Result<(), ApiError> {
+    if n == 0 {
+        return Err(ApiError::InvalidRequest("the batch is empty".into()));
+    }
+    if n > max {
+        return Err(ApiError::InvalidRequest(format!(
+            "the batch has {n} items; the limit is {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// Liveness: the process answers.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the model is warm and a snapshot is loaded. Carries the last reload error.
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    match state.core() {
+        Ok(core) => {
+            let snapshot = core.live.snapshot();
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "ready": true,
+                    "policy_version": snapshot.policy.version,
+                    "index_version": snapshot.index.version(),
+                    "last_reload_error": core.live.last_error(),
+                })),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "phase": state.phase()})),
+        ),
+    }
+}
+
+/// Model fingerprint, index and policy versions, build information.
+pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let snapshot = core.live.snapshot();
+    let manifest = snapshot.index.manifest();
+    Ok(Json(json!({
+        "model": core.info.model,
+        "device": core.info.device,
+        "index": {
+            "version": snapshot.index.version(),
+            "size": snapshot.index.len(),
+            "dims": manifest.dims,
+            "counts": manifest.counts,
+            "built_at": manifest.built_at,
+            "examples_sha256": manifest.examples_sha256,
+            "hnsw": manifest.hnsw,
+        },
+        "policy": {
+            "version": snapshot.policy.version,
+            "default_bucket": snapshot.policy.default_bucket,
+            "buckets": snapshot.policy.buckets.keys().collect::<Vec<_>>(),
+        },
+        "build": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        },
+        "limits": {
+            "max_in_flight": state.limits.max_in_flight,
+            "max_body_bytes": state.limits.max_body_bytes,
+            "max_batch": state.limits.max_batch,
+        },
+    })))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_owned())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

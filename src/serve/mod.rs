@@ -1,0 +1,148 @@
+//! The HTTP edge: axum routes, wire types, the one error → status mapping, metrics, admission,
+//! start-up and graceful shutdown. CPU work runs in `spawn_blocking` behind a semaphore that
+//! fails fast with 429; handlers take one snapshot per request.
+
+pub mod error;
+pub mod handlers;
+pub mod metrics;
+pub mod run;
+pub mod startup;
+pub mod wire;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
+
+use crate::live::LiveState;
+use crate::pipeline::Pipeline;
+use error::{ApiError, BodyLimit};
+
+pub use run::{run, ServeSettings};
+pub use startup::CoreInfo;
+
+/// Request limits. Defaults suit two cores; each is a flag with an env var.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests doing CPU work at once (more are answered 429 at once).
+    pub max_in_flight: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Largest `/classify/batch` or `/embed` batch.
+    pub max_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 32,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_batch: 64,
+        }
+    }
+}
+
+/// Everything a request needs once the model is warm and a snapshot is loaded.
+pub struct Core {
+    pub pipeline: Arc<Pipeline>,
+    pub live: Arc<LiveState>,
+    pub info: CoreInfo,
+}
+
+/// axum state. Cheap to clone; no globals, so tests can build many apps in one process.
+#[derive(Clone)]
+pub struct AppState {
+    core: Arc<OnceLock<Core>>,
+    /// What start-up is doing, for `/ready` while `core` is unset.
+    phase: Arc<Mutex<String>>,
+    admission: Arc<Semaphore>,
+    limits: Limits,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// A state whose core will be set when start-up finishes (see [`AppState::set_core`]).
+    pub fn starting(limits: Limits, metrics: Option<PrometheusHandle>) -> Self {
+        Self {
+            core: Arc::new(OnceLock::new()),
+            phase: Arc::new(Mutex::new("starting".to_owned())),
+            admission: Arc::new(Semaphore::new(limits.max_in_flight)),
+            limits,
+            metrics,
+        }
+    }
+
+    /// A ready state (tests and embedding the router in another program).
+    pub fn ready(core: Core, limits: Limits) -> Self {
+        let state = Self::starting(limits, None);
+        state.set_core(core);
+        state
+    }
+
+    pub fn set_core(&self, core: Core) {
+        if self.core.set(core).is_err() {
+            tracing::warn!("the router core was already set; keeping the first");
+        }
+    }
+
+    pub fn set_phase(&self, phase: impl Into<String>) {
+        *self
+            .phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = phase.into();
+    }
+
+    fn phase(&self) -> String {
+        self.phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn core(&self) -> Result<&Core, ApiError> {
+        self.core
+            .get()
+            .ok_or_else(|| ApiError::NotReady(self.phase()))
+    }
+
+    pub fn live(&self) -> Option<&Arc<LiveState>> {
+        self.core.get().map(|c| &c.live)
+    }
+}
+
+/// All routes, with the body limit, metrics and tracing layers.
+pub fn build_app(state: AppState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/classify", post(handlers::classify))
+        .route("/classify/batch", post(handlers::classify_batch))
+        .route("/embed", post(handlers::embed))
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/info", get(handlers::info))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(middleware::from_fn(count_requests))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `router_requests_total{route, status}`; the route is the matched pattern, never the raw path.
+async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    ::metrics::counter!(metrics::REQUESTS_TOTAL, "route" => route, "status" => response.status().as_u16().to_string())
+        .increment(1);
+    response
+}

@@ -1,0 +1,186 @@
+//! Request and response shapes of the HTTP API. Unknown fields are rejected with a message that
+//! names them (OpenAI message objects excepted: they carry many optional fields we ignore).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::pipeline::ClassifyInput;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+/// `POST /classify`: a `prompt`, or OpenAI-style `messages` (the last user turn is routed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyRequest {
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub messages: Option<Vec<Message>>,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl ClassifyRequest {
+    /// The text to route: `prompt`, or the text of the last `user` message.
+    pub fn routed_text(&self) -> Result<String, ApiError> {
+        let text = match (&self.prompt, &self.messages) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::InvalidRequest(
+                    "give `prompt` or `messages`, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(ApiError::InvalidRequest(
+                    "missing `prompt` (or `messages`)".into(),
+                ))
+            }
+            (Some(prompt), None) => prompt.clone(),
+            (None, Some(messages)) => {
+                let last_user = messages
+                    .iter()
+                    .rev()
+                    .find(|m| m.role == "user")
+                    .ok_or_else(|| {
+                        ApiError::InvalidRequest(
+                            "`messages` has no message with role `user`".into(),
+                        )
+                    })?;
+                match &last_user.content {
+                    None => String::new(),
+                    Some(Content::Text(text)) => text.clone(),
+                    Some(Content::Parts(parts)) => parts
+                        .iter()
+                        .filter(|p| p.kind == "text")
+                        .filter_map(|p| p.text.as_deref())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                }
+            }
+        };
+        if text.trim().is_empty() {
+            return Err(ApiError::EmptyPrompt);
+        }
+        Ok(text)
+    }
+
+    pub fn into_input(self) -> Result<ClassifyInput, ApiError> {
+        let text = self.routed_text()?;
+        Ok(ClassifyInput {
+            text,
+            request_id: self.request_id,
+        })
+    }
+}
+
+/// `POST /classify/batch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyBatchRequest {
+    pub requests: Vec<ClassifyRequest>,
+}
+
+/// `POST /embed`: one `text` or many `texts`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedRequest {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub texts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedResponse {
+    pub embedding: Vec<f32>,
+    pub tokens: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<ClassifyRequest, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn last_user_message_is_routed() {
+        let r = parse(
+            r#"{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "ok"}, {"role": "user", "content": [{"type": "text", "text": "sum"}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "these"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.routed_text().unwrap(), "sum\nthese");
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = parse(r#"{"prompt": "x", "promt": "y"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("promt"), "{e}");
+    }
+
+    #[test]
+    fn prompt_and_messages_together_or_neither_are_refused() {
+        let both =
+            parse(r#"{"prompt": "x", "messages": [{"role": "user", "content": "y"}]}"#).unwrap();
+        assert!(matches!(
+            both.routed_text(),
+            Err(ApiError::InvalidRequest(_))
+        ));
+        let neither = parse(r#"{"tenant": "t"}"#).unwrap();
+        assert!(matches!(
+            neither.routed_text(),
+            Err(ApiError::InvalidRequest(_))
+        ));
+        let empty = parse(r#"{"prompt": "  \n"}"#).unwrap();
+        assert!(matches!(empty.routed_text(), Err(ApiError::EmptyPrompt)));
+        let no_user = parse(r#"{"messages": [{"role": "system", "content": "y"}]}"#).unwrap();
+        assert!(matches!(
+            no_user.routed_text(),
+            Err(ApiError::InvalidRequest(_))
+        ));
+    }
+}
