@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::Tokenizer;
 
+use super::encoder::{masked_mean, plain_mean, BertConfig, BertEncoder};
 use super::model_files::{ModelFiles, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::{EmbedError, Embedded, Embedder};
 use crate::types::{elapsed_micros, Embedding, ModelFingerprint};
@@ -20,8 +20,12 @@ use crate::types::{elapsed_micros, Embedding, ModelFingerprint};
 /// under this, so a 1 MB prompt costs a few microseconds of tokenizing, not hundreds of ms.
 const TOKENIZE_WINDOW_BYTES: usize = 16 * 1024;
 
+/// Most padded tokens in one forward pass of a batch: bounds the attention scores' memory
+/// (batch × heads × len² floats) so long texts go through in smaller groups.
+const MAX_BATCH_TOKENS: usize = 4096;
+
 pub struct BertEmbedder {
-    model: BertModel,
+    model: BertEncoder,
     tokenizer: Tokenizer,
     device: Device,
     max_seq_length: usize,
@@ -48,8 +52,9 @@ impl BertEmbedder {
         };
         let config_text =
             std::fs::read_to_string(&config_path).map_err(|e| config_err(e.to_string()))?;
-        let config: Config =
+        let config: BertConfig =
             serde_json::from_str(&config_text).map_err(|e| config_err(e.to_string()))?;
+        config.check().map_err(config_err)?;
 
         let mut tokenizer = Tokenizer::from_file(files.path(TOKENIZER_FILE))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
@@ -74,7 +79,7 @@ impl BertEmbedder {
             }
         })?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
-        let model = BertModel::load(vb, &config)?;
+        let model = BertEncoder::load(vb, &config)?;
         let max_seq_length = files
             .manifest
             .max_seq_length
@@ -138,9 +143,17 @@ impl BertEmbedder {
         })
     }
 
-    /// Forward pass over a padded batch and masked mean pooling; returns one row per text.
+    /// Forward pass and mean pooling over real tokens; returns one row per text. Texts of
+    /// unequal length are padded to the longest and masked.
     fn forward_pooled(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let longest = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
+        let shape = (batch.len(), longest);
+        if batch.iter().all(|ids| ids.len() == longest) {
+            // No padding (always so for a single text): no mask, plain mean.
+            let input = Tensor::from_vec(batch.concat(), shape, &self.device)?;
+            let hidden = self.model.forward(&input, None)?;
+            return Ok(plain_mean(&hidden)?.to_vec2::<f32>()?);
+        }
         let mut input = Vec::with_capacity(batch.len() * longest);
         let mut mask = Vec::with_capacity(batch.len() * longest);
         for ids in batch {
@@ -149,17 +162,11 @@ impl BertEmbedder {
             mask.extend(std::iter::repeat_n(1u32, ids.len()));
             mask.extend(std::iter::repeat_n(0u32, longest - ids.len()));
         }
-        let shape = (batch.len(), longest);
         let input = Tensor::from_vec(input, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let token_types = input.zeros_like()?;
-        let hidden = self.model.forward(&input, &token_types, Some(&mask))?;
+        let hidden = self.model.forward(&input, Some(&mask))?;
         // Mean over real tokens only: padded positions would pull every vector toward padding.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let pooled = summed.broadcast_div(&counts)?;
-        Ok(pooled.to_vec2::<f32>()?)
+        Ok(masked_mean(&hidden, &mask)?.to_vec2::<f32>()?)
     }
 }
 
@@ -189,8 +196,23 @@ impl Embedder for BertEmbedder {
             .collect::<Result<Vec<_>, _>>()?;
         let tokenize_us = elapsed_micros(start) / texts.len().max(1) as u64;
         let start = Instant::now();
-        let ids: Vec<&[u32]> = tokenized.iter().map(|t| t.ids.as_slice()).collect();
-        let rows = self.forward_pooled(&ids)?;
+        // Group by length so padding stays small, in groups bounded by MAX_BATCH_TOKENS.
+        let mut order: Vec<usize> = (0..tokenized.len()).collect();
+        order.sort_by_key(|&i| tokenized[i].ids.len());
+        let mut rows: Vec<Vec<f32>> = vec![Vec::new(); tokenized.len()];
+        let mut group: Vec<usize> = Vec::new();
+        for (n, &i) in order.iter().enumerate() {
+            group.push(i);
+            let next_len = order.get(n + 1).map(|&j| tokenized[j].ids.len());
+            let full = next_len.is_none_or(|len| (group.len() + 1) * len > MAX_BATCH_TOKENS);
+            if full {
+                let ids: Vec<&[u32]> = group.iter().map(|&g| tokenized[g].ids.as_slice()).collect();
+                for (&g, row) in group.iter().zip(self.forward_pooled(&ids)?) {
+                    rows[g] = row;
+                }
+                group.clear();
+            }
+        }
         let forward_us = elapsed_micros(start) / texts.len().max(1) as u64;
         Ok(rows
             .into_iter()
