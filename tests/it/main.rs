@@ -3,3 +3,7 @@
 
 mod common;
 mod embed_reference;
+mod http;
+mod index_recall;
+mod policy_file;
+mod reload;

@@ -3,9 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use semantic_router::archetypes::{ExampleSet, Strictness};
+use semantic_router::decide::Policy;
 use semantic_router::embed::bert::BertEmbedder;
 use semantic_router::embed::model_files::{resolve, ModelManifest, ModelSource};
 use semantic_router::embed::Embedder;
+use semantic_router::index::{HnswParams, LoadedIndex};
+use semantic_router::indexer::build_index;
+use semantic_router::live::LiveState;
+use semantic_router::pipeline::{Pipeline, Snapshot};
+use semantic_router::serve::{CoreInfo, Core};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -74,4 +81,39 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("valid json line"))
         .collect()
+}
+
+/// The index of the shipped archetypes, built once per test binary with the real model.
+pub fn shipped_index() -> Arc<LoadedIndex> {
+    static INDEX: OnceLock<Arc<LoadedIndex>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let examples = ExampleSet::load(&archetypes_dir(), Strictness::Archetypes).expect("shipped archetypes are valid");
+            let index = build_index(&examples, embedder().as_ref(), HnswParams::default(), &|_, _| {}).expect("index builds");
+            Arc::new(index)
+        })
+        .clone()
+}
+
+pub fn shipped_policy() -> Arc<Policy> {
+    Arc::new(Policy::load(&policy_path()).expect("shipped policy is valid"))
+}
+
+/// A live state and pipeline over the shipped policy and archetypes.
+pub fn core() -> Core {
+    let embedder = dyn_embedder();
+    let dims = embedder.dims();
+    let snapshot = Snapshot::new(shipped_policy(), shipped_index(), dims).expect("policy and index agree");
+    Core {
+        pipeline: Arc::new(Pipeline::new(embedder)),
+        live: Arc::new(LiveState::new(snapshot, dims)),
+        info: CoreInfo {
+            model: embedder_fingerprint(),
+            device: "cpu",
+        },
+    }
+}
+
+pub fn embedder_fingerprint() -> semantic_router::types::ModelFingerprint {
+    embedder().fingerprint().clone()
 }
