@@ -3,6 +3,7 @@
 //! clap besides `serve`.
 
 mod args;
+mod bench;
 mod eval;
 mod model;
 mod stdin_jsonl;
@@ -32,6 +33,8 @@ pub enum Command {
     Embed(stdin_jsonl::EmbedArgs),
     /// Measure routing accuracy: train on one labeled file, test on another.
     Eval(eval::EvalArgs),
+    /// Measure /classify latency and throughput over HTTP with real prompts.
+    Bench(bench::BenchArgs),
     /// Fetch and verify the model files, or verify what is cached.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Classify(args) => stdin_jsonl::classify(&args),
         Command::Embed(args) => stdin_jsonl::embed(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Model(command) => model::run(&command),
     }
 }

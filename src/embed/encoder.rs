@@ -38,7 +38,10 @@ impl BertConfig {
     /// Refuses configurations this forward pass would compute wrongly.
     pub fn check(&self) -> Result<(), String> {
         if self.hidden_act != "gelu" {
-            return Err(format!("hidden_act `{}` is not supported (expected gelu)", self.hidden_act));
+            return Err(format!(
+                "hidden_act `{}` is not supported (expected gelu)",
+                self.hidden_act
+            ));
         }
         if self
             .position_embedding_type
@@ -47,7 +50,9 @@ impl BertConfig {
         {
             return Err("only absolute position embeddings are supported".to_owned());
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
@@ -75,7 +80,11 @@ impl Dense {
     }
 
     /// Several PyTorch linears side by side, as one wider product (fused Q, K, V).
-    fn load_fused(parts: &[VarBuilder], inputs: usize, outputs: usize) -> candle_core::Result<Self> {
+    fn load_fused(
+        parts: &[VarBuilder],
+        inputs: usize,
+        outputs: usize,
+    ) -> candle_core::Result<Self> {
         let weights = parts
             .iter()
             .map(|vb| vb.get((outputs, inputs), "weight"))
@@ -148,7 +157,9 @@ impl BertEncoder {
         };
         let h = config.hidden_size;
         let emb = vb.pp("embeddings");
-        let word = emb.pp("word_embeddings").get((config.vocab_size, h), "weight")?;
+        let word = emb
+            .pp("word_embeddings")
+            .get((config.vocab_size, h), "weight")?;
         let positions = emb
             .pp("position_embeddings")
             .get((config.max_position_embeddings, h), "weight")?;
@@ -163,8 +174,16 @@ impl BertEncoder {
                 Ok(Layer {
                     qkv: Dense::load_fused(&[s.pp("query"), s.pp("key"), s.pp("value")], h, h)?,
                     attention_out: Dense::load(&att.pp("output.dense"), h, h)?,
-                    attention_norm: Norm::load(&att.pp("output.LayerNorm"), h, config.layer_norm_eps)?,
-                    intermediate: Dense::load(&l.pp("intermediate.dense"), h, config.intermediate_size)?,
+                    attention_norm: Norm::load(
+                        &att.pp("output.LayerNorm"),
+                        h,
+                        config.layer_norm_eps,
+                    )?,
+                    intermediate: Dense::load(
+                        &l.pp("intermediate.dense"),
+                        h,
+                        config.intermediate_size,
+                    )?,
                     output: Dense::load(&l.pp("output.dense"), config.intermediate_size, h)?,
                     output_norm: Norm::load(&l.pp("output.LayerNorm"), h, config.layer_norm_eps)?,
                 })
@@ -193,14 +212,16 @@ impl BertEncoder {
             .forward(ids)?
             .broadcast_add(&positions)?
             .broadcast_add(&self.token_type_row)?;
-        let mut x = self.embedding_norm.forward(&x)?.reshape((tokens, self.hidden))?;
+        let mut x = self
+            .embedding_norm
+            .forward(&x)?
+            .reshape((tokens, self.hidden))?;
         // Additive attention bias: 0 for real keys, a large negative number for padding, so
         // softmax gives padding zero weight.
         let bias = match mask {
-            Some(mask) => Some(
-                ((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?
-                    .reshape((batch, 1, 1, len))?,
-            ),
+            Some(mask) => {
+                Some(((mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((batch, 1, 1, len))?)
+            }
             None => None,
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();

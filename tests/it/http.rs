@@ -26,7 +26,8 @@ async fn send(app: Router, request: Request<Body>) -> (StatusCode, axum::http::H
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
     };
     (status, headers, body)
 }
@@ -45,7 +46,12 @@ fn get(uri: &str) -> Request<Body> {
 fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code: &str) {
     assert_eq!(status.as_u16(), expected_status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -60,14 +66,20 @@ async fn classify_returns_a_complete_decision() {
     assert!(d["target"]["model"].as_str().unwrap().contains("2025"));
     let fallbacks = d["fallbacks"].as_array().unwrap();
     assert!(fallbacks.len() <= 2 && !fallbacks.contains(&d["target"]));
-    assert!(d["escalation"]["on"].as_array().unwrap().contains(&json!("timeout")));
+    assert!(d["escalation"]["on"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("timeout")));
     assert!(d["escalation"]["timeout_ms"].as_u64().unwrap() > 0);
     let confidence = d["confidence"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&confidence));
     assert!(d["reasons"][0].as_str().unwrap().starts_with("semantic:"));
     let neighbours = d["neighbours"].as_array().unwrap();
     assert_eq!(neighbours.len(), 10);
-    assert!(neighbours[0]["similarity"].as_f64().unwrap() >= neighbours[9]["similarity"].as_f64().unwrap());
+    assert!(
+        neighbours[0]["similarity"].as_f64().unwrap()
+            >= neighbours[9]["similarity"].as_f64().unwrap()
+    );
     assert!(neighbours[0]["id"].as_str().unwrap().starts_with("code-"));
     assert_eq!(d["policy_version"], "2026-11-22.1");
     assert!(d["index_version"].as_str().unwrap().starts_with("sha256:"));
@@ -96,12 +108,44 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
     let cases: Vec<(Request<Body>, u16, &str)> = vec![
         (post("/classify", "{\"prompt\": "), 400, "invalid_json"),
         (post("/classify", "[1, 2]"), 400, "invalid_request"),
-        (post("/classify", json!({"prompt": "x", "promt": "y"}).to_string()), 422, "unknown_field"),
-        (post("/classify", json!({"prompt": ""}).to_string()), 400, "empty_prompt"),
-        (post("/classify", json!({"prompt": " \n\t "}).to_string()), 400, "empty_prompt"),
-        (post("/classify", json!({"tenant": "acme"}).to_string()), 400, "invalid_request"),
-        (post("/classify", json!({"messages": [{"role": "system", "content": "x"}]}).to_string()), 400, "invalid_request"),
-        (Request::post("/classify").body(Body::from("{\"prompt\": \"x\"}")).unwrap(), 415, "unsupported_media_type"),
+        (
+            post(
+                "/classify",
+                json!({"prompt": "x", "promt": "y"}).to_string(),
+            ),
+            422,
+            "unknown_field",
+        ),
+        (
+            post("/classify", json!({"prompt": ""}).to_string()),
+            400,
+            "empty_prompt",
+        ),
+        (
+            post("/classify", json!({"prompt": " \n\t "}).to_string()),
+            400,
+            "empty_prompt",
+        ),
+        (
+            post("/classify", json!({"tenant": "acme"}).to_string()),
+            400,
+            "invalid_request",
+        ),
+        (
+            post(
+                "/classify",
+                json!({"messages": [{"role": "system", "content": "x"}]}).to_string(),
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            Request::post("/classify")
+                .body(Body::from("{\"prompt\": \"x\"}"))
+                .unwrap(),
+            415,
+            "unsupported_media_type",
+        ),
         (get("/no/such/route"), 404, "not_found"),
         (get("/classify"), 405, "method_not_allowed"),
     ];
@@ -115,15 +159,32 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
 
 #[tokio::test]
 async fn unknown_field_message_names_the_field() {
-    let (_, _, body) = send(app(), post("/classify", json!({"prompt": "x", "temprature": 1}).to_string())).await;
-    assert!(body["error"]["message"].as_str().unwrap().contains("temprature"), "{body}");
+    let (_, _, body) = send(
+        app(),
+        post(
+            "/classify",
+            json!({"prompt": "x", "temprature": 1}).to_string(),
+        ),
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("temprature"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn a_one_megabyte_prompt_is_routed_from_its_window() {
     let paragraph = "Summarize the following meeting notes for the leadership team. The team discussed the roadmap. ";
     let prompt = paragraph.repeat(1_000_000 / paragraph.len() + 1);
-    let (status, _, d) = send(app(), post("/classify", json!({"prompt": prompt}).to_string())).await;
+    let (status, _, d) = send(
+        app(),
+        post("/classify", json!({"prompt": prompt}).to_string()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["truncated"], true);
     assert_eq!(d["tokens"], 256);
@@ -132,16 +193,30 @@ async fn a_one_megabyte_prompt_is_routed_from_its_window() {
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_with_413() {
-    let limits = Limits { max_body_bytes: 64 * 1024, ..Limits::default() };
+    let limits = Limits {
+        max_body_bytes: 64 * 1024,
+        ..Limits::default()
+    };
     let prompt = "word ".repeat(20_000);
-    let (status, _, body) = send(app_with(limits), post("/classify", json!({"prompt": prompt}).to_string())).await;
+    let (status, _, body) = send(
+        app_with(limits),
+        post("/classify", json!({"prompt": prompt}).to_string()),
+    )
+    .await;
     assert_error(status, &body, 413, "payload_too_large");
 }
 
 #[tokio::test]
 async fn full_admission_answers_429_with_retry_after() {
-    let limits = Limits { max_in_flight: 0, ..Limits::default() };
-    let (status, headers, body) = send(app_with(limits), post("/classify", json!({"prompt": "hello"}).to_string())).await;
+    let limits = Limits {
+        max_in_flight: 0,
+        ..Limits::default()
+    };
+    let (status, headers, body) = send(
+        app_with(limits),
+        post("/classify", json!({"prompt": "hello"}).to_string()),
+    )
+    .await;
     assert_error(status, &body, 429, "overloaded");
     assert_eq!(headers[header::RETRY_AFTER], "1");
 }
@@ -154,7 +229,8 @@ async fn a_starting_router_is_alive_but_not_ready() {
     let (status, _, body) = send(app.clone(), get("/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["ready"], false);
-    let (status, headers, body) = send(app, post("/classify", json!({"prompt": "hi"}).to_string())).await;
+    let (status, headers, body) =
+        send(app, post("/classify", json!({"prompt": "hi"}).to_string())).await;
     assert_error(status, &body, 503, "not_ready");
     assert!(headers.contains_key(header::RETRY_AFTER));
 }
@@ -168,15 +244,29 @@ async fn batch_classifies_in_order_and_names_bad_items() {
     ]});
     let (status, _, d) = send(app(), post("/classify/batch", body.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{d}");
-    let buckets: Vec<&str> = d["decisions"].as_array().unwrap().iter().map(|x| x["bucket"].as_str().unwrap()).collect();
+    let buckets: Vec<&str> = d["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["bucket"].as_str().unwrap())
+        .collect();
     assert_eq!(buckets, ["creative_writing", "math_reasoning", "chit_chat"]);
 
     let bad = json!({"requests": [{"prompt": "ok"}, {"prompt": ""}]});
     let (status, _, body) = send(app(), post("/classify/batch", bad.to_string())).await;
     assert_error(status, &body, 400, "invalid_request");
-    assert!(body["error"]["message"].as_str().unwrap().contains("requests[1]"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("requests[1]"),
+        "{body}"
+    );
 
-    let limits = Limits { max_batch: 2, ..Limits::default() };
+    let limits = Limits {
+        max_batch: 2,
+        ..Limits::default()
+    };
     let (status, _, body) = send(app_with(limits), post("/classify/batch", body_of(3))).await;
     assert_error(status, &body, 400, "invalid_request");
 }
@@ -187,13 +277,26 @@ fn body_of(n: usize) -> String {
 
 #[tokio::test]
 async fn embed_endpoint_returns_unit_vectors_and_token_counts() {
-    let (status, _, d) = send(app(), post("/embed", json!({"text": "hello world"}).to_string())).await;
+    let (status, _, d) = send(
+        app(),
+        post("/embed", json!({"text": "hello world"}).to_string()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{d}");
-    let v: Vec<f64> = d["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let v: Vec<f64> = d["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     assert_eq!(v.len(), 384);
     assert!((v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-4);
     assert_eq!(d["tokens"], 4);
-    let (status, _, d) = send(app(), post("/embed", json!({"texts": ["a", "b c"]}).to_string())).await;
+    let (status, _, d) = send(
+        app(),
+        post("/embed", json!({"texts": ["a", "b c"]}).to_string()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["embeddings"].as_array().unwrap().len(), 2);
     let (status, _, body) = send(app(), post("/embed", json!({"text": ""}).to_string())).await;
@@ -210,7 +313,10 @@ async fn ready_and_info_report_versions_and_model() {
     let (status, _, d) = send(app(), get("/info")).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["model"]["id"], "sentence-transformers/all-MiniLM-L6-v2");
-    assert_eq!(d["model"]["sha256"], "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db");
+    assert_eq!(
+        d["model"]["sha256"],
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    );
     assert_eq!(d["index"]["dims"], 384);
     assert!(d["index"]["counts"]["code"].as_u64().unwrap() >= 30);
     assert_eq!(d["policy"]["default_bucket"], "open_qa");

@@ -8,7 +8,12 @@ use semantic_router::types::Embedding;
 use crate::common;
 
 /// Mean share of the exact top-k that the approximate search also returns.
-fn recall_at_k(approx: &dyn VectorSearch, exact: &dyn VectorSearch, queries: &[Embedding], k: usize) -> f64 {
+fn recall_at_k(
+    approx: &dyn VectorSearch,
+    exact: &dyn VectorSearch,
+    queries: &[Embedding],
+    k: usize,
+) -> f64 {
     let mut found = 0usize;
     let mut wanted = 0usize;
     for q in queries {
@@ -21,7 +26,11 @@ fn recall_at_k(approx: &dyn VectorSearch, exact: &dyn VectorSearch, queries: &[E
 }
 
 fn indexes(vectors: &[Embedding]) -> (UsearchIndex, ExactIndex) {
-    let entries: Vec<(u64, &Embedding)> = vectors.iter().enumerate().map(|(i, v)| (i as u64, v)).collect();
+    let entries: Vec<(u64, &Embedding)> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
     let dims = vectors[0].dims();
     (
         UsearchIndex::build(dims, HnswParams::default(), &entries).unwrap(),
@@ -33,16 +42,23 @@ fn indexes(vectors: &[Embedding]) -> (UsearchIndex, ExactIndex) {
 fn hnsw_recall_on_shipped_archetypes() {
     let index = common::shipped_index();
     let usearch = index.vector_search();
-    let vectors: Vec<Embedding> = (0..index.len() as u64).map(|k| usearch.vector(k).unwrap()).collect();
+    let vectors: Vec<Embedding> = (0..index.len() as u64)
+        .map(|k| usearch.vector(k).unwrap())
+        .collect();
     let (_, exact) = indexes(&vectors);
     let recall = recall_at_k(usearch, &exact, &vectors, 10);
-    eprintln!("recall@10 on {} archetype vectors: {recall:.4}", vectors.len());
+    eprintln!(
+        "recall@10 on {} archetype vectors: {recall:.4}",
+        vectors.len()
+    );
     assert!(recall >= 0.99, "recall@10 {recall}");
 }
 
 #[test]
 fn hnsw_recall_on_10k_real_vectors() {
-    let Some(path) = common::shared_data("clinc150.jsonl") else { return };
+    let Some(path) = common::shared_data("clinc150.jsonl") else {
+        return;
+    };
     let rows = read_labeled_rows(&path, &[]).unwrap();
     let texts: Vec<&str> = rows.iter().take(10_500).map(|r| r.text.as_str()).collect();
     let vectors = embed_all(common::embedder().as_ref(), &texts, &|_, _| {}).unwrap();

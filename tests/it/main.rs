@@ -1,6 +1,8 @@
 //! One integration-test binary (each separate tests/*.rs would re-link candle and usearch).
 //! Everything here runs the real model with real weights.
 
+mod accuracy;
+mod binary;
 mod common;
 mod embed_reference;
 mod http;

@@ -14,12 +14,23 @@ fn shipped_policy_routes_every_shipped_bucket() {
     let examples = ExampleSet::load(&common::archetypes_dir(), Strictness::Archetypes).unwrap();
     let counts = examples.counts();
     for bucket in [
-        "classification", "extraction", "summarization", "grounded_qa", "open_qa",
-        "brainstorming", "creative_writing", "code", "math_reasoning", "chit_chat",
+        "classification",
+        "extraction",
+        "summarization",
+        "grounded_qa",
+        "open_qa",
+        "brainstorming",
+        "creative_writing",
+        "code",
+        "math_reasoning",
+        "chit_chat",
     ] {
         let b = semantic_router::types::BucketId::new(bucket);
         assert!(policy.bucket(&b).is_some(), "policy lacks {bucket}");
-        assert!(counts.get(&b).copied().unwrap_or(0) >= 30, "{bucket} has fewer than 30 archetypes");
+        assert!(
+            counts.get(&b).copied().unwrap_or(0) >= 30,
+            "{bucket} has fewer than 30 archetypes"
+        );
     }
     let in_policy: BTreeSet<_> = policy.buckets.keys().collect();
     assert!(counts.keys().all(|b| in_policy.contains(b)));
@@ -29,14 +40,38 @@ fn shipped_policy_routes_every_shipped_bucket() {
 fn typos_in_the_shipped_policy_are_named() {
     let text = std::fs::read_to_string(common::policy_path()).unwrap();
     let cases = [
-        ("min_similarity = 0.30", "min_similarty = 0.30", "min_similarty"),
-        ("default_bucket = \"open_qa\"", "default_bucket = \"open_q\"", "default_bucket"),
-        ("targets = [\"mid-a\", \"frontier-a\", \"mid-b\"]", "targets = [\"mid-a\", \"frontier-x\", \"mid-b\"]", "buckets.code.targets[1]"),
-        ("model = \"o3-2025-04-16\"", "model = \"o3\"", "targets.reasoning-a.model"),
+        (
+            "min_similarity = 0.30",
+            "min_similarty = 0.30",
+            "min_similarty",
+        ),
+        (
+            "default_bucket = \"open_qa\"",
+            "default_bucket = \"open_q\"",
+            "default_bucket",
+        ),
+        (
+            "targets = [\"mid-a\", \"frontier-a\", \"mid-b\"]",
+            "targets = [\"mid-a\", \"frontier-x\", \"mid-b\"]",
+            "buckets.code.targets[1]",
+        ),
+        (
+            "model = \"o3-2025-04-16\"",
+            "model = \"o3\"",
+            "targets.reasoning-a.model",
+        ),
     ];
     for (from, to, expected) in cases {
-        assert!(text.contains(from), "the shipped policy no longer contains {from:?}");
-        let err = Policy::parse(&text.replacen(from, to, 1), "archetypes/policy.toml").unwrap_err().to_string();
-        assert!(err.contains("archetypes/policy.toml") && err.contains(expected), "{err}");
+        assert!(
+            text.contains(from),
+            "the shipped policy no longer contains {from:?}"
+        );
+        let err = Policy::parse(&text.replacen(from, to, 1), "archetypes/policy.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("archetypes/policy.toml") && err.contains(expected),
+            "{err}"
+        );
     }
 }

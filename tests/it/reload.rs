@@ -12,7 +12,13 @@ fn classify_versions(core: &semantic_router::serve::Core) -> (String, String) {
     let snapshot = core.live.snapshot();
     let d = core
         .pipeline
-        .classify(&snapshot, &ClassifyInput { text: "write a limerick about a cat".into(), request_id: None })
+        .classify(
+            &snapshot,
+            &ClassifyInput {
+                text: "write a limerick about a cat".into(),
+                request_id: None,
+            },
+        )
         .unwrap();
     (d.policy_version, d.index_version)
 }
@@ -28,7 +34,10 @@ fn a_broken_policy_keeps_the_old_one_and_a_good_one_is_served_next() {
     std::fs::write(&path, shipped.replace("k = 10", "kk = 10")).unwrap();
     let err = core.live.reload_policy(&path).unwrap_err().to_string();
     assert!(err.contains("kk"), "{err}");
-    assert_eq!(classify_versions(&core), (old_policy.clone(), old_index.clone()));
+    assert_eq!(
+        classify_versions(&core),
+        (old_policy.clone(), old_index.clone())
+    );
     assert!(core.live.last_error().unwrap().contains("kk"));
 
     // A policy that drops a bucket the index holds is refused too (cross-file validation).
@@ -38,9 +47,19 @@ fn a_broken_policy_keeps_the_old_one_and_a_good_one_is_served_next() {
     assert!(err.contains("code"), "{err}");
     assert_eq!(classify_versions(&core).0, old_policy);
 
-    std::fs::write(&path, shipped.replace("policy_version = \"2026-11-22.1\"", "policy_version = \"2026-11-22.2\"")).unwrap();
+    std::fs::write(
+        &path,
+        shipped.replace(
+            "policy_version = \"2026-11-22.1\"",
+            "policy_version = \"2026-11-22.2\"",
+        ),
+    )
+    .unwrap();
     assert!(core.live.reload_policy(&path).is_ok());
-    assert_eq!(classify_versions(&core), ("2026-11-22.2".to_owned(), old_index));
+    assert_eq!(
+        classify_versions(&core),
+        ("2026-11-22.2".to_owned(), old_index)
+    );
     assert!(core.live.last_error().is_none());
 }
 
@@ -48,8 +67,18 @@ fn a_broken_policy_keeps_the_old_one_and_a_good_one_is_served_next() {
 fn corrupt_or_foreign_bundles_are_refused_with_clear_messages() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("index");
-    let examples = semantic_router::archetypes::ExampleSet::load(&common::archetypes_dir(), semantic_router::archetypes::Strictness::Archetypes).unwrap();
-    let mut index = semantic_router::indexer::build_index(&examples, common::embedder().as_ref(), Default::default(), &|_, _| {}).unwrap();
+    let examples = semantic_router::archetypes::ExampleSet::load(
+        &common::archetypes_dir(),
+        semantic_router::archetypes::Strictness::Archetypes,
+    )
+    .unwrap();
+    let mut index = semantic_router::indexer::build_index(
+        &examples,
+        common::embedder().as_ref(),
+        Default::default(),
+        &|_, _| {},
+    )
+    .unwrap();
     index.save(&bundle).unwrap();
     let fingerprint = common::embedder_fingerprint();
     let loaded = LoadedIndex::load(&bundle, &fingerprint).unwrap();
@@ -57,18 +86,30 @@ fn corrupt_or_foreign_bundles_are_refused_with_clear_messages() {
 
     let mut foreign = fingerprint.clone();
     foreign.sha256 = "0".repeat(64);
-    let err = LoadedIndex::load(&bundle, &foreign).err().unwrap().to_string();
-    assert!(err.contains("built with model") && err.contains("router train"), "{err}");
+    let err = LoadedIndex::load(&bundle, &foreign)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("built with model") && err.contains("router train"),
+        "{err}"
+    );
 
     let mut bytes = std::fs::read(bundle.join(INDEX_FILE)).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(bundle.join(INDEX_FILE), &bytes).unwrap();
-    let err = LoadedIndex::load(&bundle, &fingerprint).err().unwrap().to_string();
+    let err = LoadedIndex::load(&bundle, &fingerprint)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("corrupt"), "{err}");
 
     std::fs::write(bundle.join(MANIFEST_FILE), "{not json").unwrap();
-    let err = LoadedIndex::load(&bundle, &fingerprint).err().unwrap().to_string();
+    let err = LoadedIndex::load(&bundle, &fingerprint)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("not a valid manifest"), "{err}");
 
     // The live state refuses nothing it cannot verify: swapping a good index works.

@@ -12,7 +12,7 @@ use semantic_router::index::{HnswParams, LoadedIndex};
 use semantic_router::indexer::build_index;
 use semantic_router::live::LiveState;
 use semantic_router::pipeline::{Pipeline, Snapshot};
-use semantic_router::serve::{CoreInfo, Core};
+use semantic_router::serve::{Core, CoreInfo};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -88,8 +88,15 @@ pub fn shipped_index() -> Arc<LoadedIndex> {
     static INDEX: OnceLock<Arc<LoadedIndex>> = OnceLock::new();
     INDEX
         .get_or_init(|| {
-            let examples = ExampleSet::load(&archetypes_dir(), Strictness::Archetypes).expect("shipped archetypes are valid");
-            let index = build_index(&examples, embedder().as_ref(), HnswParams::default(), &|_, _| {}).expect("index builds");
+            let examples = ExampleSet::load(&archetypes_dir(), Strictness::Archetypes)
+                .expect("shipped archetypes are valid");
+            let index = build_index(
+                &examples,
+                embedder().as_ref(),
+                HnswParams::default(),
+                &|_, _| {},
+            )
+            .expect("index builds");
             Arc::new(index)
         })
         .clone()
@@ -103,7 +110,8 @@ pub fn shipped_policy() -> Arc<Policy> {
 pub fn core() -> Core {
     let embedder = dyn_embedder();
     let dims = embedder.dims();
-    let snapshot = Snapshot::new(shipped_policy(), shipped_index(), dims).expect("policy and index agree");
+    let snapshot =
+        Snapshot::new(shipped_policy(), shipped_index(), dims).expect("policy and index agree");
     Core {
         pipeline: Arc::new(Pipeline::new(embedder)),
         live: Arc::new(LiveState::new(snapshot, dims)),

@@ -1,0 +1,289 @@
+//! `router bench`: drives the real HTTP service with real prompts and prints latency
+//! percentiles and throughput, with the machine, build profile and model fingerprint, so a
+//! figure can be reproduced. Without `--url` it starts this binary's own service on a free port.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::eval::Percentiles;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// A running router (`http://HOST:PORT`); without it, a service is started on a free port.
+    #[arg(long, env = "ROUTER_BENCH_URL")]
+    pub url: Option<String>,
+    /// JSONL prompts ({"text": ...}), sent in order and repeated as needed.
+    #[arg(long)]
+    pub prompts: PathBuf,
+    /// Clients sending at once, each on its own keep-alive connection.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Measured requests in all (after the warm-up).
+    #[arg(long, default_value_t = 500)]
+    pub requests: usize,
+    /// Requests sent first and not measured.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Write the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Kills the service this command started, however the command ends.
+struct OwnService(Child);
+
+impl Drop for OwnService {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let prompts = read_prompts(&args.prompts)?;
+    let (_service, addr) = match &args.url {
+        Some(url) => (
+            None,
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned(),
+        ),
+        None => {
+            let (child, addr) = start_service()?;
+            (Some(child), addr)
+        }
+    };
+    wait_ready(&addr)?;
+    let info = request(&mut connect(&addr)?, &addr, "GET", "/info", "")?.1;
+
+    let bodies: Vec<String> = prompts
+        .iter()
+        .map(|p| json!({"prompt": p}).to_string())
+        .collect();
+    run_load(&addr, &bodies, args.warmup, args.concurrency.max(1))?;
+    let started = Instant::now();
+    let (mut latencies, errors) = run_load(&addr, &bodies, args.requests, args.concurrency.max(1))?;
+    let wall = started.elapsed().as_secs_f64();
+    let p = Percentiles::of(&mut latencies);
+    let report = json!({
+        "p50_ms": p.p50, "p90_ms": p.p90, "p99_ms": p.p99, "max_ms": p.max,
+        "throughput_rps": args.requests as f64 / wall,
+        "errors": errors,
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "prompts": args.prompts.display().to_string(),
+        "machine": machine(),
+        "build": info["build"],
+        "model": info["model"],
+        "index_version": info["index"]["version"],
+    });
+    let line = if args.json {
+        report.to_string()
+    } else {
+        format!(
+            "{} requests, concurrency {}: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  throughput {:.0}/s  errors {}\nmachine: {}\nbuild: {}  model: {}@{}",
+            args.requests, args.concurrency, p.p50, p.p90, p.p99, p.max,
+            args.requests as f64 / wall, errors, report["machine"],
+            info["build"], info["model"]["id"], info["model"]["revision"],
+        )
+    };
+    super::stdin_jsonl::write_line(&line)?;
+    Ok(())
+}
+
+fn read_prompts(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let prompts: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            Ok(v["text"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if prompts.iter().all(|p| p.trim().is_empty()) {
+        bail!("{} has no {{\"text\": ...}} lines", path.display());
+    }
+    Ok(prompts)
+}
+
+/// Starts `router serve --addr 127.0.0.1:0` and reads its address from the log.
+fn start_service() -> anyhow::Result<(OwnService, String)> {
+    let exe = std::env::current_exe().context("locating the router binary")?;
+    let data_dir = std::env::var("ROUTER_DATA_DIR").unwrap_or_else(|_| "data".to_owned());
+    let mut child = OwnService(
+        Command::new(exe)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", &data_dir])
+            .env("ROUTER_LOG", "warn,semantic_router::serve::run=info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the service")?,
+    );
+    let stderr = child.0.stderr.take().context("service stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else {
+            bail!("the service exited before listening");
+        };
+        let line = line?;
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    // Keep draining the log so the service never blocks on a full pipe; ends with the service.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((child, addr))
+}
+
+fn wait_ready(addr: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Ok(mut stream) = connect(addr) {
+            if let Ok((200, _)) = request(&mut stream, addr, "GET", "/ready", "") {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{addr} did not become ready");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends `n` requests from `clients` threads; returns latencies (ms) of 200s and the error count.
+fn run_load(
+    addr: &str,
+    bodies: &[String],
+    n: usize,
+    clients: usize,
+) -> anyhow::Result<(Vec<f64>, usize)> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<anyhow::Result<(Vec<f64>, usize)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut stream = connect(addr)?;
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        let start = Instant::now();
+                        match request(
+                            &mut stream,
+                            addr,
+                            "POST",
+                            "/classify",
+                            &bodies[i % bodies.len()],
+                        ) {
+                            Ok((200, _)) => latencies.push(start.elapsed().as_secs_f64() * 1000.0),
+                            Ok(_) => errors += 1,
+                            Err(_) => {
+                                errors += 1;
+                                stream = connect(addr)?;
+                            }
+                        }
+                    }
+                    Ok((latencies, errors))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(n);
+    let mut errors = 0;
+    for r in results {
+        let (l, e) = r?;
+        all.extend(l);
+        errors += e;
+    }
+    Ok((all, errors))
+}
+
+fn connect(addr: &str) -> anyhow::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    Ok(stream)
+}
+
+/// One HTTP/1.1 keep-alive exchange; enough HTTP for our own service's responses.
+fn request(
+    stream: &mut TcpStream,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, Value)> {
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(&*stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .context("status line")?
+        .parse()?;
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse()?;
+            }
+        }
+    }
+    let mut payload = vec![0u8; length];
+    reader.read_exact(&mut payload)?;
+    if !reader.buffer().is_empty() {
+        bail!("unexpected bytes after the response");
+    }
+    Ok((
+        status,
+        serde_json::from_slice(&payload).unwrap_or(Value::Null),
+    ))
+}
+
+/// CPU model and core count, for reproducibility.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    format!("{cpu}, {cores} cores, {}", std::env::consts::OS)
+}

@@ -1,0 +1,138 @@
+//! Routing accuracy on real labeled data from ../shared/data (skipped, with a message, where
+//! that folder is absent). Floors sit a little below measured values: they catch regressions,
+//! the README reports the measured figures.
+
+use semantic_router::archetypes::{read_labeled_rows, LabeledRow, RowFilter};
+use semantic_router::eval::{evaluate, EvalOptions, Scorer};
+
+use crate::common;
+
+fn filter(s: &str) -> RowFilter {
+    s.parse().unwrap()
+}
+
+#[test]
+fn clinc150_in_scope_accuracy() {
+    let Some(path) = common::shared_data("clinc150.jsonl") else {
+        return;
+    };
+    let train =
+        read_labeled_rows(&path, &[filter("split=train"), filter("in_scope=true")]).unwrap();
+    let test = read_labeled_rows(&path, &[filter("split=val")]).unwrap();
+    let options = EvalOptions {
+        scorers: vec![Scorer::WeightedKnn, Scorer::Centroid],
+        ..EvalOptions::default()
+    };
+    let reports = evaluate(
+        common::embedder().as_ref(),
+        &train,
+        &test,
+        &options,
+        &|_, _, _| {},
+    )
+    .unwrap();
+    for r in &reports {
+        eprintln!(
+            "CLINC150 train → val, {}: accuracy {:.4}, macro-F1 {:.4}, n {} (+{} oos)",
+            r.scorer.name(),
+            r.accuracy,
+            r.macro_f1,
+            r.n,
+            r.n_out_of_scope
+        );
+    }
+    assert_eq!(reports[0].n, 3000);
+    assert_eq!(reports[0].n_out_of_scope, 100);
+    assert!(
+        reports[0].accuracy >= 0.88,
+        "weighted kNN accuracy {}",
+        reports[0].accuracy
+    );
+}
+
+/// Dolly task categories mapped onto the shipped buckets (issue: Dolly → default buckets).
+fn dolly_bucket(label: &str) -> Option<&'static str> {
+    Some(match label {
+        "classification" => "classification",
+        "information_extraction" => "extraction",
+        "summarization" => "summarization",
+        "closed_qa" => "grounded_qa",
+        "open_qa" | "general_qa" => "open_qa",
+        "brainstorming" => "brainstorming",
+        "creative_writing" => "creative_writing",
+        _ => return None,
+    })
+}
+
+/// Every `step`-th row of a file: a deterministic sample spread over the whole file.
+fn sample(rows: Vec<LabeledRow>, step: usize) -> Vec<LabeledRow> {
+    rows.into_iter().step_by(step).collect()
+}
+
+#[test]
+fn shipped_archetypes_route_real_task_prompts() {
+    let (Some(dolly), Some(gsm8k), Some(mbpp)) = (
+        common::shared_data("dolly.jsonl"),
+        common::shared_data("gsm8k.jsonl"),
+        common::shared_data("mbpp.jsonl"),
+    ) else {
+        return;
+    };
+    let mut test: Vec<LabeledRow> = sample(read_labeled_rows(&dolly, &[]).unwrap(), 20)
+        .into_iter()
+        .filter_map(|r| {
+            dolly_bucket(&r.label).map(|b| LabeledRow {
+                text: r.text,
+                label: b.to_owned(),
+            })
+        })
+        .collect();
+    let n_dolly = test.len();
+    test.extend(
+        sample(read_labeled_rows(&gsm8k, &[]).unwrap(), 40)
+            .into_iter()
+            .map(|r| LabeledRow {
+                text: r.text,
+                label: "math_reasoning".into(),
+            }),
+    );
+    test.extend(
+        sample(read_labeled_rows(&mbpp, &[]).unwrap(), 4)
+            .into_iter()
+            .map(|r| LabeledRow {
+                text: r.text,
+                label: "code".into(),
+            }),
+    );
+    let archetypes: Vec<LabeledRow> = semantic_router::archetypes::ExampleSet::load(
+        &common::archetypes_dir(),
+        semantic_router::archetypes::Strictness::Archetypes,
+    )
+    .unwrap()
+    .examples()
+    .iter()
+    .map(|e| LabeledRow {
+        text: e.text.clone(),
+        label: e.bucket.to_string(),
+    })
+    .collect();
+    let reports = evaluate(
+        common::embedder().as_ref(),
+        &archetypes,
+        &test,
+        &EvalOptions::default(),
+        &|_, _, _| {},
+    )
+    .unwrap();
+    let r = &reports[0];
+    let recall = |b: &str| r.per_bucket.get(b).map_or(0.0, |m| m.recall);
+    eprintln!("shipped archetypes on {} Dolly + {} GSM8K/MBPP prompts: accuracy {:.4}; math recall {:.3}, code recall {:.3}", n_dolly, test.len() - n_dolly, r.accuracy, recall("math_reasoning"), recall("code"));
+    for (b, m) in &r.per_bucket {
+        eprintln!(
+            "  {b:<18} precision {:.3} recall {:.3} support {}",
+            m.precision, m.recall, m.support
+        );
+    }
+    assert!(r.accuracy >= 0.55, "accuracy {}", r.accuracy);
+    assert!(recall("math_reasoning") >= 0.9 && recall("code") >= 0.85);
+}

@@ -1,0 +1,266 @@
+//! The real `router` binary: the service on port 0 (ready, classify, SIGTERM → clean exit) and
+//! the offline commands' contracts (train, classify, embed, eval).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common;
+
+fn router() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_router"));
+    command
+        .current_dir(common::repo_root())
+        .env("ROUTER_LOG", "info");
+    if std::env::var_os("ROUTER_MODEL_DIR").is_none() {
+        command.env("ROUTER_MODELS_ROOT", common::repo_root().join("models"));
+    }
+    command
+}
+
+/// A minimal HTTP/1.1 exchange (Connection: close), enough for a smoke test of the real socket.
+fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, payload) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+/// Kills the server if the test fails before it shuts it down, so no process outlives the test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_on_port_zero_answers_and_shuts_down_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        router()
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // Forwards the child's log lines; ends when the child closes stderr.
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the router logs its address");
+        log.push(line.clone());
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let (status, _) = http(&addr, "GET", "/health", None);
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (status, body) = http(&addr, "GET", "/ready", None);
+        if status == 200 {
+            assert_eq!(body["ready"], true);
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "not ready in time: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        data.path().join("index/manifest.json").is_file(),
+        "the built index is saved for the next start"
+    );
+    let (status, d) = http(&addr, "POST", "/classify", Some(&json!({"prompt": "Write a bash script that renames every .txt file in a folder to .md"}).to_string()));
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["bucket"], "code");
+    let (status, body) = http(&addr, "POST", "/classify", Some("{oops"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (status, _) = http(&addr, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    reader.join().unwrap();
+    log.extend(rx.try_iter());
+    assert!(exit.success(), "exit {exit:?}\n{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("shut down cleanly")),
+        "{}",
+        log.join("\n")
+    );
+}
+
+fn run_with_stdin(command: &mut Command, stdin: &str) -> (bool, Vec<Value>, String) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        out.status.success(),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_jsonl(path: &Path, rows: &[Value]) {
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn offline_commands_keep_their_contracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+
+    // train: a bundle with a manifest bound to the model.
+    let out = router()
+        .args(["train", "--examples", "archetypes/examples", "--out"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["dims"], 384);
+    assert_eq!(
+        manifest["model"]["sha256"],
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    );
+    assert!(manifest["counts"]["chit_chat"].as_u64().unwrap() >= 30);
+
+    // classify: one line out per line in, in order; a bad line gets an error line.
+    let input = "{\"text\": \"Translate this SQL query into a pandas expression\"}\n{\"txt\": \"typo\"}\n{\"text\": \"thanks so much, have a nice evening!\"}\n";
+    let (ok, lines, stderr) =
+        run_with_stdin(router().args(["classify", "--index"]).arg(&bundle), input);
+    assert!(!ok, "a bad line makes the exit status non-zero");
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert_eq!(lines[0]["bucket"], "code");
+    assert!(lines[1]["error"].as_str().unwrap().contains("line 2"));
+    assert_eq!(lines[2]["bucket"], "chit_chat");
+    assert_eq!(lines[0]["index_version"], lines[2]["index_version"]);
+
+    // embed: vectors and token counts, in order.
+    let (ok, lines, stderr) = run_with_stdin(
+        router().arg("embed"),
+        "{\"text\": \"hello world\"}\n{\"text\": \"a somewhat longer sentence to embed\"}\n",
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["embedding"].as_array().unwrap().len(), 384);
+    assert_eq!(lines[0]["tokens"], 4);
+    assert!(lines[1]["tokens"].as_u64().unwrap() > 4);
+
+    // A bundle from another model is refused with a message that says what to do.
+    let mut foreign = manifest.clone();
+    foreign["model"]["sha256"] = json!("f".repeat(64));
+    std::fs::write(bundle.join("manifest.json"), foreign.to_string()).unwrap();
+    let (ok, lines, stderr) = run_with_stdin(
+        router().args(["classify", "--index"]).arg(&bundle),
+        "{\"text\": \"hi\"}\n",
+    );
+    assert!(!ok && lines.is_empty());
+    assert!(
+        stderr.contains("built with model") && stderr.contains("router train"),
+        "{stderr}"
+    );
+
+    // eval: the JSON report's contract, labels in `label`, out-of-scope rows counted apart.
+    let train = dir.path().join("train.jsonl");
+    let test = dir.path().join("test.jsonl");
+    write_jsonl(
+        &train,
+        &[
+            json!({"text": "what's the weather like tomorrow", "label": "weather"}),
+            json!({"text": "will it rain this afternoon", "label": "weather"}),
+            json!({"text": "play some jazz music", "label": "music"}),
+            json!({"text": "put on my workout playlist", "label": "music"}),
+        ],
+    );
+    write_jsonl(
+        &test,
+        &[
+            json!({"text": "is it going to snow tonight", "label": "weather"}),
+            json!({"text": "play the latest album by my favourite band", "label": "music"}),
+            json!({"text": "book a table for two", "label": "oos"}),
+        ],
+    );
+    let out = router()
+        .args(["eval", "--json", "--compare", "--train"])
+        .arg(&train)
+        .arg("--test")
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["n"], 2);
+    assert_eq!(report["n_out_of_scope"], 1);
+    assert_eq!(report["accuracy"], 1.0);
+    assert!(report["macro_f1"].is_number());
+    assert!(report["scorers"]["centroid"]["accuracy"].is_number());
+    assert!(report["latency_ms"]["p99"].is_number());
+}
