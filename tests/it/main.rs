@@ -1,6 +1,11 @@
 //! One integration-test binary (each separate tests/*.rs would re-link candle and usearch).
 //! Everything here runs the real model with real weights.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly on any unexpected error"
+)]
+
 mod accuracy;
 mod binary;
 mod common;
