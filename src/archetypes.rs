@@ -228,6 +228,31 @@ impl ExampleSet {
         &self.examples
     }
 
+    /// The example with this id.
+    pub fn get(&self, id: &ArchetypeId) -> Option<&Example> {
+        self.ids.get(id).map(|&i| &self.examples[i])
+    }
+
+    /// The example holding the same text (whitespace and case ignored), whatever its bucket.
+    pub fn find_text(&self, text: &str) -> Option<&Example> {
+        self.by_text
+            .get(&normalize_for_dedup(text.trim()))
+            .map(|&i| &self.examples[i])
+    }
+
+    /// Removes an example; the order of the others is kept.
+    pub fn remove(&mut self, id: &ArchetypeId) -> Option<Example> {
+        let position = self.ids.get(id).copied()?;
+        let removed = self.examples.remove(position);
+        self.by_text.clear();
+        self.ids.clear();
+        for (i, e) in self.examples.iter().enumerate() {
+            self.by_text.insert(normalize_for_dedup(&e.text), i);
+            self.ids.insert(e.id.clone(), i);
+        }
+        Some(removed)
+    }
+
     pub fn len(&self) -> usize {
         self.examples.len()
     }
@@ -505,6 +530,16 @@ mod tests {
             strict("{\"text\": \"a\", \"bucket\": \"x\"}\n{\"text\": \"a\", \"bucket\": \"x\"}")
                 .unwrap();
         assert_eq!((set.len(), set.duplicates_dropped), (1, 1));
+    }
+
+    #[test]
+    fn remove_keeps_lookups_consistent() {
+        let mut set = strict("{\"text\": \"a\", \"bucket\": \"x\", \"id\": \"1\"}\n{\"text\": \"b\", \"bucket\": \"y\", \"id\": \"2\"}").unwrap();
+        assert_eq!(set.remove(&ArchetypeId::new("1")).unwrap().text, "a");
+        assert!(set.find_text("A").is_none());
+        assert_eq!(set.find_text("B").unwrap().id.as_str(), "2");
+        assert!(set.get(&ArchetypeId::new("2")).is_some());
+        assert!(set.remove(&ArchetypeId::new("1")).is_none());
     }
 
     #[test]

@@ -52,20 +52,42 @@ pub fn build_index(
     hnsw: HnswParams,
     progress: &dyn Fn(usize, usize),
 ) -> Result<LoadedIndex, IndexerError> {
-    let texts: Vec<&str> = examples
-        .examples()
-        .iter()
-        .map(|e| e.text.as_str())
+    rebuild_index(examples, embedder, hnsw, None, progress)
+}
+
+/// Like [`build_index`], but texts already in `previous` (same model) keep their vectors:
+/// only new or edited examples are embedded, so adding a few archetypes takes milliseconds.
+pub fn rebuild_index(
+    examples: &ExampleSet,
+    embedder: &dyn Embedder,
+    hnsw: HnswParams,
+    previous: Option<&LoadedIndex>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<LoadedIndex, IndexerError> {
+    let reusable = previous
+        .filter(|p| &p.manifest().model == embedder.fingerprint())
+        .map(LoadedIndex::vectors_by_text)
+        .unwrap_or_default();
+    let hashes: Vec<String> = examples.examples().iter().map(|e| text_sha256(&e.text)).collect();
+    let missing: Vec<usize> = (0..hashes.len())
+        .filter(|&i| !reusable.contains_key(hashes[i].as_str()))
         .collect();
-    let embeddings = embed_all(embedder, &texts, progress)?;
+    let texts: Vec<&str> = missing.iter().map(|&i| examples.examples()[i].text.as_str()).collect();
+    let mut fresh = embed_all(embedder, &texts, progress)?.into_iter();
+    let mut embedded: Vec<Option<Embedding>> = hashes.iter().map(|h| reusable.get(h.as_str()).cloned()).collect();
+    for &i in &missing {
+        embedded[i] = fresh.next();
+    }
     let entries: Vec<IndexEntry> = examples
         .examples()
         .iter()
-        .zip(embeddings)
-        .map(|(e, embedding)| IndexEntry {
+        .zip(hashes)
+        .zip(embedded)
+        .map(|((e, text_sha256), embedding)| IndexEntry {
             id: e.id.clone(),
             bucket: e.bucket.clone(),
-            embedding,
+            text_sha256,
+            embedding: embedding.expect("every example has a reused or fresh vector. This is a bug."),
         })
         .collect();
     Ok(LoadedIndex::build(
@@ -74,6 +96,12 @@ pub fn build_index(
         examples.content_sha256(),
         hnsw,
     )?)
+}
+
+/// The hash that identifies a text's vector across rebuilds.
+pub fn text_sha256(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// Where an index came from when the service starts.

@@ -23,6 +23,7 @@ pub mod index;
 pub mod archetypes;
 pub mod eval;
 pub mod indexer;
+pub mod store;
 pub mod pipeline;
 
 pub mod live;

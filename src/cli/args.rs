@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use anyhow::Context;
+
 use crate::embed::device::DeviceChoice;
+use crate::serve::auth::AdminToken;
 use crate::serve::startup::ModelSettings;
 use crate::serve::{Limits, ServeSettings};
 
@@ -68,14 +71,30 @@ pub struct ServeArgs {
     /// Largest request body in bytes (larger bodies get 413).
     #[arg(long, env = "ROUTER_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// File holding the bearer token for admin and write endpoints (else ROUTER_ADMIN_TOKEN;
+    /// without either those endpoints are off).
+    #[arg(long, env = "ROUTER_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Largest batch of /classify/batch and /embed.
     #[arg(long, env = "ROUTER_MAX_BATCH", default_value_t = Limits::default().max_batch)]
     pub max_batch: usize,
 }
 
 impl ServeArgs {
-    pub fn into_settings(self) -> ServeSettings {
-        ServeSettings {
+    /// The admin token from --admin-token-file, else the ROUTER_ADMIN_TOKEN variable.
+    fn admin_token(&self) -> anyhow::Result<Option<AdminToken>> {
+        let secret = match &self.admin_token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading the admin token file {}", path.display()))?,
+            None => std::env::var("ROUTER_ADMIN_TOKEN").unwrap_or_default(),
+        };
+        Ok(AdminToken::new(&secret))
+    }
+
+    pub fn into_settings(self) -> anyhow::Result<ServeSettings> {
+        let admin_token = self.admin_token()?;
+        Ok(ServeSettings {
+            admin_token,
             addr: self.addr,
             archetypes: self.state.archetypes,
             policy: self.state.policy,
@@ -87,6 +106,6 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),
             },
-        }
+        })
     }
 }

@@ -44,7 +44,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let settings = args.into_settings();
+            let settings = args.into_settings()?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
@@ -76,7 +76,7 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("serve")
         };
-        let s = args.into_settings();
+        let s = args.into_settings().unwrap();
         assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.policy, std::path::PathBuf::from("archetypes/policy.toml"));
         assert_eq!(

@@ -15,7 +15,9 @@ use super::ModelArgs;
 use crate::decide::Policy;
 use crate::embed::Embedder;
 use crate::pipeline::{ClassifyInput, Pipeline, Snapshot};
-use crate::serve::startup::{load_embedder, load_index, progress_bar, IndexSource};
+use crate::index::bundle::default_bundle_dir;
+use crate::serve::startup::{load_embedder, load_index, progress_bar};
+use crate::store::ArchetypeStore;
 
 /// Lines embedded per forward pass; batch results equal single ones.
 const STDIN_BATCH: usize = 32;
@@ -86,18 +88,23 @@ fn error_line(message: &str) -> String {
 pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
     let policy = Policy::load(&args.state.policy)?;
     let (embedder, _) = load_embedder(&args.model.settings())?;
-    let source = match &args.state.index {
-        Some(dir) => IndexSource::Bundle(dir.clone()),
-        None => IndexSource::Archetypes {
-            dir: args.state.archetypes.clone(),
-            data_dir: args.state.data_dir.clone(),
-        },
+    let examples = match &args.state.index {
+        Some(_) => crate::archetypes::ExampleSet::default(),
+        None => ArchetypeStore::open(&args.state.archetypes, &args.state.data_dir)?
+            .examples()
+            .clone(),
     };
     let bar = progress_bar("embedding archetypes");
-    let index = load_index(&source, embedder.as_ref(), &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
+    let index = load_index(
+        args.state.index.as_deref(),
+        &default_bundle_dir(&args.state.data_dir),
+        &examples,
+        embedder.as_ref(),
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
     bar.finish_and_clear();
     let dims = embedder.dims();
     let snapshot = Snapshot::new(Arc::new(policy), Arc::new(index), dims)?;

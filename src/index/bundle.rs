@@ -48,11 +48,16 @@ impl BundleManifest {
     /// A short, stable name of this index's content: the same examples embedded by the same
     /// model give the same version, whatever the HNSW graph's random levels.
     pub fn version(&self) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(self.model.sha256.as_bytes());
-        hasher.update(self.examples_sha256.as_bytes());
-        format!("sha256:{}", &hex::encode(hasher.finalize())[..16])
+        index_version(&self.model, &self.examples_sha256)
     }
+}
+
+/// The version an index of these examples built by this model has (or will have, once built).
+pub fn index_version(model: &ModelFingerprint, examples_sha256: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(model.sha256.as_bytes());
+    hasher.update(examples_sha256.as_bytes());
+    format!("sha256:{}", &hex::encode(hasher.finalize())[..16])
 }
 
 /// One entry of the key table: usearch keys are positions in this list.
@@ -62,6 +67,8 @@ pub struct IndexKey {
     pub key: u64,
     pub archetype_id: ArchetypeId,
     pub bucket: BucketId,
+    /// sha256 of the example's text: lets a rebuild reuse this vector for unchanged text.
+    pub text_sha256: String,
 }
 
 /// One labeled, embedded example ready to be indexed.
@@ -69,6 +76,7 @@ pub struct IndexKey {
 pub struct IndexEntry {
     pub id: ArchetypeId,
     pub bucket: BucketId,
+    pub text_sha256: String,
     pub embedding: Embedding,
 }
 
@@ -118,6 +126,7 @@ impl LoadedIndex {
                     key: i as u64,
                     archetype_id: e.id.clone(),
                     bucket: e.bucket.clone(),
+                    text_sha256: e.text_sha256.clone(),
                 })
                 .collect(),
         };
@@ -165,6 +174,15 @@ impl LoadedIndex {
                 })
             })
             .collect())
+    }
+
+    /// Stored vectors by text hash, for rebuilds that only embed new or changed texts.
+    pub fn vectors_by_text(&self) -> std::collections::HashMap<&str, Embedding> {
+        self.manifest
+            .keys
+            .iter()
+            .filter_map(|k| Some((k.text_sha256.as_str(), self.search.vector(k.key)?)))
+            .collect()
     }
 
     /// The HNSW structure itself, for recall measurements against [`super::ExactIndex`].
@@ -317,6 +335,7 @@ mod tests {
             .map(|i| IndexEntry {
                 id: ArchetypeId::new(&format!("a-{i}")),
                 bucket: BucketId::new(if i % 2 == 0 { "even" } else { "odd" }),
+                text_sha256: format!("t{i}"),
                 embedding: Embedding::normalized(vec![1.0, i as f32, (i * i) as f32 % 7.0]),
             })
             .collect();

@@ -33,6 +33,20 @@ pub enum ApiError {
     NotFound(String),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    #[error("missing `Authorization: Bearer <token>`")]
+    Unauthorized,
+    #[error("the admin token does not match")]
+    Forbidden,
+    #[error("admin endpoints are off: set ROUTER_ADMIN_TOKEN (or --admin-token-file) to turn them on")]
+    AdminDisabled,
+    #[error("{0}")]
+    UnknownBucket(String),
+    #[error("{0}")]
+    InvalidExample(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("reload refused, the last good state keeps serving: {0}")]
+    ReloadFailed(String),
     #[error("the router is at its limit of concurrent requests; retry shortly")]
     Overloaded,
     #[error("the router is starting: {0}")]
@@ -52,6 +66,10 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::UnknownBucket(_) | Self::InvalidExample(_) | Self::ReloadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -69,6 +87,13 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::NotFound(_) => "not_found",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::AdminDisabled => "admin_disabled",
+            Self::UnknownBucket(_) => "unknown_bucket",
+            Self::InvalidExample(_) => "invalid_example",
+            Self::Conflict(_) => "conflict",
+            Self::ReloadFailed(_) => "reload_failed",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Overloaded => "overloaded",
             Self::NotReady(_) => "not_ready",
@@ -110,6 +135,11 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({"error": {"code": self.code(), "message": self.to_string()}}));
         let mut response = (status, body).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if matches!(self, Self::Overloaded | Self::NotReady(_)) {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -169,6 +199,13 @@ mod tests {
                 "unsupported_media_type",
             ),
             (ApiError::NotFound(String::new()), 404, "not_found"),
+            (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::Forbidden, 403, "forbidden"),
+            (ApiError::AdminDisabled, 403, "admin_disabled"),
+            (ApiError::UnknownBucket(String::new()), 422, "unknown_bucket"),
+            (ApiError::InvalidExample(String::new()), 422, "invalid_example"),
+            (ApiError::Conflict(String::new()), 409, "conflict"),
+            (ApiError::ReloadFailed(String::new()), 422, "reload_failed"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::Overloaded, 429, "overloaded"),
             (ApiError::NotReady(String::new()), 503, "not_ready"),

@@ -174,6 +174,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
                     "policy_version": snapshot.policy.version,
                     "index_version": snapshot.index.version(),
                     "last_reload_error": core.live.last_error(),
+                    "reload": core.reloads.status(),
                 })),
             )
         }

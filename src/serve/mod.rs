@@ -2,6 +2,8 @@
 //! start-up and graceful shutdown. CPU work runs in `spawn_blocking` behind a semaphore that
 //! fails fast with 429; handlers take one snapshot per request.
 
+pub mod admin;
+pub mod auth;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
@@ -19,12 +21,13 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
-use crate::live::LiveState;
+use crate::live::{LiveState, ReloadHandle};
 use crate::pipeline::Pipeline;
+use crate::store::ArchetypeStore;
 use error::{ApiError, BodyLimit};
 
 pub use run::{run, ServeSettings};
-pub use startup::CoreInfo;
+pub use startup::{CoreInfo, StatePaths};
 
 /// Request limits. Defaults suit two cores; each is a flag with an env var.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +55,11 @@ pub struct Core {
     pub pipeline: Arc<Pipeline>,
     pub live: Arc<LiveState>,
     pub info: CoreInfo,
+    /// Shipped archetypes + the journal of API changes. Locked only by archetype writes and
+    /// rebuilds, never by `/classify`.
+    pub store: Arc<Mutex<ArchetypeStore>>,
+    pub reloads: ReloadHandle,
+    pub paths: StatePaths,
 }
 
 /// axum state. Cheap to clone; no globals, so tests can build many apps in one process.
@@ -63,6 +71,7 @@ pub struct AppState {
     admission: Arc<Semaphore>,
     limits: Limits,
     metrics: Option<PrometheusHandle>,
+    admin_token: Option<auth::AdminToken>,
 }
 
 impl AppState {
@@ -74,7 +83,14 @@ impl AppState {
             admission: Arc::new(Semaphore::new(limits.max_in_flight)),
             limits,
             metrics,
+            admin_token: None,
         }
+    }
+
+    /// Turns the admin and write endpoints on, guarded by this token.
+    pub fn with_admin_token(mut self, token: Option<auth::AdminToken>) -> Self {
+        self.admin_token = token;
+        self
     }
 
     /// A ready state (tests and embedding the router in another program).
@@ -110,15 +126,22 @@ impl AppState {
             .ok_or_else(|| ApiError::NotReady(self.phase()))
     }
 
-    pub fn live(&self) -> Option<&Arc<LiveState>> {
-        self.core.get().map(|c| &c.live)
+    pub fn reloads(&self) -> Option<&ReloadHandle> {
+        self.core.get().map(|c| &c.reloads)
     }
 }
 
 /// All routes, with the body limit, metrics and tracing layers.
 pub fn build_app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
+    let admin = Router::new()
+        .route("/archetypes", post(admin::add_archetypes).get(admin::list_archetypes))
+        .route("/archetypes/{id}", axum::routing::delete(admin::delete_archetype))
+        .route("/admin/reload", post(admin::reload))
+        .route("/admin/rebuild", post(admin::rebuild))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
     Router::new()
+        .merge(admin)
         .route("/classify", post(handlers::classify))
         .route("/classify/batch", post(handlers::classify_batch))
         .route("/embed", post(handlers::embed))

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::startup::{build_core, IndexSource, ModelSettings};
+use super::startup::{build_core, ModelSettings, StatePaths};
+use crate::live::ReloadKind;
 use super::{build_app, AppState, Limits};
 
 /// Settings of `router serve`.
@@ -20,11 +21,16 @@ pub struct ServeSettings {
     pub index: Option<PathBuf>,
     pub model: ModelSettings,
     pub limits: Limits,
+    /// Guards the admin and write endpoints; `None` turns them off.
+    pub admin_token: Option<super::auth::AdminToken>,
 }
 
 pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let metrics = super::metrics::install();
-    let state = AppState::starting(settings.limits, Some(metrics));
+    let state = AppState::starting(settings.limits, Some(metrics)).with_admin_token(settings.admin_token.clone());
+    if settings.admin_token.is_none() {
+        tracing::info!("admin endpoints are off (set ROUTER_ADMIN_TOKEN or --admin-token-file to turn them on)");
+    }
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("binding {}", settings.addr))?;
@@ -35,24 +41,27 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     // The server future below waits for it through `startup_failed`.
     let (fail_tx, startup_failed) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let startup_state = state.clone();
-    let startup_settings = settings.clone();
+    let model = settings.model.clone();
+    let paths = StatePaths {
+        policy: settings.policy.clone(),
+        archetypes: settings.archetypes.clone(),
+        data_dir: settings.data_dir.clone(),
+        index: settings.index.clone(),
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let (watch_tx, watch_rx) = tokio::sync::oneshot::channel();
     // Joined implicitly: on failure it signals `startup_failed`, which ends `serve`.
     tokio::task::spawn_blocking(move || {
-        let index_source = match &startup_settings.index {
-            Some(dir) => IndexSource::Bundle(dir.clone()),
-            None => IndexSource::Archetypes {
-                dir: startup_settings.archetypes.clone(),
-                data_dir: startup_settings.data_dir.clone(),
-            },
-        };
         let phase = |p: String| startup_state.set_phase(p);
-        match build_core(
-            &startup_settings.model,
-            &startup_settings.policy,
-            &index_source,
-            &phase,
-        ) {
+        match build_core(&model, &paths, &runtime, &phase) {
             Ok(core) => {
+                // Edits to the policy or archetype files become reload requests.
+                match crate::live::watch::watch(&paths.policy, &paths.archetypes, core.reloads.clone()) {
+                    Ok(watch) => {
+                        let _ = watch_tx.send(watch);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "file watching is off; use SIGHUP or POST /admin/reload"),
+                }
                 startup_state.set_core(core);
                 tracing::info!("ready");
             }
@@ -62,10 +71,14 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         }
     });
 
-    let reload_state = state.clone();
-    let policy_path = settings.policy.clone();
     // Lives as long as the process; nothing waits for it at shutdown.
-    tokio::spawn(reload_on_sighup(reload_state, policy_path));
+    tokio::spawn(reload_on_sighup(state.clone()));
+    // Holds the file watch until the runtime shuts down (dropping it stops watching); nothing
+    // waits for it.
+    tokio::spawn(async move {
+        let _watch = watch_rx.await;
+        std::future::pending::<()>().await;
+    });
 
     let app = build_app(state);
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
@@ -106,32 +119,23 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
-/// SIGHUP re-reads the policy; a bad file changes nothing (the live state keeps the last good).
-async fn reload_on_sighup(state: AppState, policy_path: PathBuf) {
+/// SIGHUP asks the reloader to re-read the policy; a bad file changes nothing.
+async fn reload_on_sighup(state: AppState) {
     #[cfg(unix)]
     {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; policy reload by signal is off");
             return;
         };
         while hangups.recv().await.is_some() {
-            let Some(live) = state.live().cloned() else {
-                tracing::warn!("SIGHUP during start-up ignored");
-                continue;
-            };
-            let path = policy_path.clone();
-            let outcome = tokio::task::spawn_blocking(move || live.reload_policy(&path)).await;
-            let label = match outcome {
-                Ok(Ok(_)) => "ok",
-                Ok(Err(_)) | Err(_) => "error",
-            };
-            ::metrics::counter!(super::metrics::RELOAD_TOTAL, "kind" => "policy", "outcome" => label).increment(1);
+            match state.reloads() {
+                Some(reloads) => reloads.send(ReloadKind::Policy),
+                None => tracing::warn!("SIGHUP during start-up ignored"),
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (state, policy_path);
+        let _ = state;
     }
 }

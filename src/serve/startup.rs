@@ -2,13 +2,13 @@
 //! embedding, read the policy and archetypes, load the saved index bundle or build and save one.
 //! Shared by `router serve` and the offline commands so both start the same way.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::archetypes::{ExampleSet, Strictness};
+use crate::archetypes::ExampleSet;
 use crate::decide::Policy;
 use crate::embed::bert::BertEmbedder;
 use crate::embed::device::{device_name, select_device, DeviceChoice};
@@ -17,8 +17,9 @@ use crate::embed::Embedder;
 use crate::index::bundle::default_bundle_dir;
 use crate::index::{HnswParams, LoadedIndex};
 use crate::indexer::{load_or_build, IndexOrigin};
-use crate::live::LiveState;
+use crate::live::{LiveState, Reloader};
 use crate::pipeline::{Pipeline, Snapshot};
+use crate::store::ArchetypeStore;
 use crate::types::ModelFingerprint;
 
 use super::Core;
@@ -62,75 +63,110 @@ pub fn load_embedder(settings: &ModelSettings) -> anyhow::Result<(Arc<BertEmbedd
     Ok((Arc::new(embedder), info))
 }
 
-/// Where the index comes from.
-#[derive(Debug, Clone)]
-pub enum IndexSource {
-    /// A bundle the user named: loaded and verified, never rebuilt.
-    Bundle(PathBuf),
-    /// Built from archetypes, cached as a bundle under the data directory.
-    Archetypes { dir: PathBuf, data_dir: PathBuf },
-}
-
-/// Loads the index from `source`; `progress(done, total)` reports embedding progress.
+/// Loads the index: the bundle the user named (verified, never rebuilt at start), or the one
+/// saved in `bundle_dir` if it matches `examples`, else one built from `examples` and saved.
 pub fn load_index(
-    source: &IndexSource,
+    explicit: Option<&Path>,
+    bundle_dir: &Path,
+    examples: &ExampleSet,
     embedder: &dyn Embedder,
     progress: &dyn Fn(usize, usize),
 ) -> anyhow::Result<LoadedIndex> {
-    match source {
-        IndexSource::Bundle(dir) => Ok(LoadedIndex::load(dir, embedder.fingerprint())?),
-        IndexSource::Archetypes { dir, data_dir } => {
-            let examples = ExampleSet::load(dir, Strictness::Archetypes)
-                .with_context(|| format!("reading archetypes from {}", dir.display()))?;
-            let bundle_dir = default_bundle_dir(data_dir);
-            let (index, origin) = load_or_build(
-                &bundle_dir,
-                &examples,
-                embedder,
-                HnswParams::default(),
-                progress,
-            )?;
-            match origin {
-                IndexOrigin::Loaded => {
-                    tracing::info!(dir = %bundle_dir.display(), version = index.version(), "index bundle loaded")
-                }
-                IndexOrigin::Built => {
-                    tracing::info!(dir = %bundle_dir.display(), version = index.version(), examples = examples.len(), "index built from archetypes and saved")
-                }
-            }
-            Ok(index)
-        }
+    if let Some(dir) = explicit {
+        return Ok(LoadedIndex::load(dir, embedder.fingerprint())?);
     }
+    let (index, origin) = load_or_build(bundle_dir, examples, embedder, HnswParams::default(), progress)?;
+    match origin {
+        IndexOrigin::Loaded => tracing::info!(dir = %bundle_dir.display(), version = index.version(), "index bundle loaded"),
+        IndexOrigin::Built => tracing::info!(dir = %bundle_dir.display(), version = index.version(), examples = examples.len(), "index built from archetypes and saved"),
+    }
+    Ok(index)
+}
+
+/// Where the service's files are.
+#[derive(Debug, Clone)]
+pub struct StatePaths {
+    pub policy: PathBuf,
+    pub archetypes: PathBuf,
+    pub data_dir: PathBuf,
+    /// A bundle to start from instead of the archetypes' cached bundle.
+    pub index: Option<PathBuf>,
+}
+
+/// The loaded parts a [`Core`] is assembled from.
+pub struct CoreParts {
+    pub embedder: Arc<dyn Embedder>,
+    pub info: CoreInfo,
+    pub policy: Policy,
+    pub store: ArchetypeStore,
+    pub index: LoadedIndex,
+    pub paths: StatePaths,
+}
+
+/// Joins loaded parts into a core and starts its reloader on `runtime`.
+pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> anyhow::Result<Core> {
+    let dims = parts.embedder.dims();
+    let snapshot = Snapshot::new(Arc::new(parts.policy), Arc::new(parts.index), dims)?;
+    let live = Arc::new(LiveState::new(snapshot, dims));
+    let store = Arc::new(Mutex::new(parts.store));
+    let reloads = Reloader {
+        live: Arc::clone(&live),
+        store: Arc::clone(&store),
+        embedder: Arc::clone(&parts.embedder),
+        policy_path: parts.paths.policy.clone(),
+        bundle_dir: default_bundle_dir(&parts.paths.data_dir),
+        hnsw: HnswParams::default(),
+    }
+    .spawn(runtime);
+    Ok(Core {
+        pipeline: Arc::new(Pipeline::new(parts.embedder)),
+        live,
+        info: parts.info,
+        store,
+        reloads,
+        paths: parts.paths,
+    })
 }
 
 /// Everything `serve` needs, built in order; `phase` tells `/ready` where start-up is.
 pub fn build_core(
     model: &ModelSettings,
-    policy_path: &std::path::Path,
-    index_source: &IndexSource,
+    paths: &StatePaths,
+    runtime: &tokio::runtime::Handle,
     phase: &(dyn Fn(String) + Sync),
 ) -> anyhow::Result<Core> {
     phase("loading the routing policy".into());
-    let policy = Policy::load(policy_path)?;
+    let policy = Policy::load(&paths.policy)?;
+    phase("reading the archetypes".into());
+    let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir)?;
     phase("loading the model".into());
     let (embedder, info) = load_embedder(model)?;
     phase("loading the index".into());
     let bar = progress_bar("embedding archetypes");
-    let index = load_index(index_source, embedder.as_ref(), &|done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        phase(format!(
-            "building the index: {done}/{total} archetypes embedded"
-        ));
-    })?;
+    let index = load_index(
+        paths.index.as_deref(),
+        &default_bundle_dir(&paths.data_dir),
+        store.examples(),
+        embedder.as_ref(),
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            phase(format!("building the index: {done}/{total} archetypes embedded"));
+        },
+    )?;
     bar.finish_and_clear();
-    let dims = embedder.dims();
-    let snapshot = Snapshot::new(Arc::new(policy), Arc::new(index), dims)?;
-    Ok(Core {
-        pipeline: Arc::new(Pipeline::new(embedder)),
-        live: Arc::new(LiveState::new(snapshot, dims)),
-        info,
-    })
+    let embedder: Arc<dyn Embedder> = embedder;
+    assemble(
+        CoreParts {
+            embedder,
+            info,
+            policy,
+            store,
+            index,
+            paths: paths.clone(),
+        },
+        runtime,
+    )
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

@@ -9,10 +9,10 @@ use semantic_router::embed::bert::BertEmbedder;
 use semantic_router::embed::model_files::{resolve, ModelManifest, ModelSource};
 use semantic_router::embed::Embedder;
 use semantic_router::index::{HnswParams, LoadedIndex};
-use semantic_router::indexer::build_index;
-use semantic_router::live::LiveState;
-use semantic_router::pipeline::{Pipeline, Snapshot};
-use semantic_router::serve::{Core, CoreInfo};
+use semantic_router::indexer::{build_index, rebuild_index};
+use semantic_router::serve::startup::{assemble, CoreParts};
+use semantic_router::serve::{Core, CoreInfo, StatePaths};
+use semantic_router::store::ArchetypeStore;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -102,24 +102,48 @@ pub fn shipped_index() -> Arc<LoadedIndex> {
         .clone()
 }
 
-pub fn shipped_policy() -> Arc<Policy> {
-    Arc::new(Policy::load(&policy_path()).expect("shipped policy is valid"))
+
+/// A ready core over the shipped policy and archetypes, with its own empty data directory
+/// (left in the temp dir: the core's reloader may write to it after the test's last line).
+pub fn core() -> Core {
+    let data_dir = tempfile::tempdir().expect("temp dir").keep();
+    core_in(&data_dir)
 }
 
-/// A live state and pipeline over the shipped policy and archetypes.
-pub fn core() -> Core {
-    let embedder = dyn_embedder();
-    let dims = embedder.dims();
-    let snapshot =
-        Snapshot::new(shipped_policy(), shipped_index(), dims).expect("policy and index agree");
-    Core {
-        pipeline: Arc::new(Pipeline::new(embedder)),
-        live: Arc::new(LiveState::new(snapshot, dims)),
-        info: CoreInfo {
-            model: embedder_fingerprint(),
-            device: "cpu",
+pub fn core_in(data_dir: &Path) -> Core {
+    let paths = StatePaths {
+        policy: policy_path(),
+        archetypes: archetypes_dir(),
+        data_dir: data_dir.to_owned(),
+        index: None,
+    };
+    let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir).expect("shipped archetypes are valid");
+    // A private index (a rebuild may replace it), made from the shared index's stored vectors.
+    let index = rebuild_index(store.examples(), embedder().as_ref(), HnswParams::default(), Some(&shipped_index()), &|_, _| {})
+        .expect("index builds");
+    assemble(
+        CoreParts {
+            embedder: dyn_embedder(),
+            info: CoreInfo { model: embedder_fingerprint(), device: "cpu" },
+            policy: Policy::load(&paths.policy).expect("shipped policy is valid"),
+            store,
+            index,
+            paths,
         },
-    }
+        &runtime(),
+    )
+    .expect("core assembles")
+}
+
+/// The current tokio runtime, or one kept for the sync tests.
+pub fn runtime() -> tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
+        RUNTIME
+            .get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime"))
+            .handle()
+            .clone()
+    })
 }
 
 pub fn embedder_fingerprint() -> semantic_router::types::ModelFingerprint {

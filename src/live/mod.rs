@@ -13,6 +13,11 @@ use crate::decide::{Policy, PolicyError};
 use crate::index::LoadedIndex;
 use crate::pipeline::{Snapshot, SnapshotError};
 
+pub mod reloader;
+pub mod watch;
+
+pub use reloader::{ReloadHandle, ReloadKind, Reloader};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error(transparent)]

@@ -1,0 +1,176 @@
+//! Archetype management and admin endpoints (all behind the admin token):
+//! `POST /archetypes`, `DELETE /archetypes/{id}`, `GET /archetypes`, `POST /admin/reload`,
+//! `POST /admin/rebuild`. Changes are durable before the answer; the index catches up in
+//! the background through the one reloader, and the answer names the index version that
+//! will contain them.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiJson};
+use super::AppState;
+use crate::index::bundle::index_version;
+use crate::live::ReloadKind;
+use crate::store::{NewExample, StoreError};
+use crate::types::{ArchetypeId, BucketId};
+
+/// Most examples accepted in one `POST /archetypes`.
+const MAX_EXAMPLES_PER_REQUEST: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddArchetypes {
+    pub examples: Vec<NewExample>,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownBucket { .. } => Self::UnknownBucket(e.to_string()),
+            StoreError::Invalid { .. } => Self::InvalidExample(e.to_string()),
+            StoreError::Conflict { .. } => Self::Conflict(e.to_string()),
+            StoreError::NotFound(_) => Self::NotFound(e.to_string()),
+            StoreError::Archetypes(_) | StoreError::Journal { .. } | StoreError::Io { .. } => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+pub async fn add_archetypes(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AddArchetypes>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let core = state.core()?;
+    if body.examples.is_empty() || body.examples.len() > MAX_EXAMPLES_PER_REQUEST {
+        return Err(ApiError::InvalidRequest(format!(
+            "send 1 to {MAX_EXAMPLES_PER_REQUEST} examples; got {}",
+            body.examples.len()
+        )));
+    }
+    let buckets: BTreeSet<BucketId> = core.live.snapshot().policy.buckets.keys().cloned().collect();
+    let store = core.store.clone();
+    let model = core.info.model.clone();
+    // Journal append + fsync is blocking I/O: off the async threads.
+    let (outcomes, version) = tokio::task::spawn_blocking(move || {
+        let mut store = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outcomes = store.add(&body.examples, &buckets)?;
+        let version = index_version(&model, &store.examples().content_sha256());
+        Ok::<_, StoreError>((outcomes, version))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    if outcomes.iter().any(|o| o.created) {
+        core.reloads.send(ReloadKind::Rebuild);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "accepted": outcomes,
+            "durable": true,
+            "index_version": version,
+            "current_index_version": core.live.snapshot().index.version(),
+        })),
+    ))
+}
+
+pub async fn delete_archetype(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let store = core.store.clone();
+    let model = core.info.model.clone();
+    let (removed, version) = tokio::task::spawn_blocking(move || {
+        let mut store = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let removed = store.delete(&ArchetypeId::new(&id))?;
+        let version = index_version(&model, &store.examples().content_sha256());
+        Ok::<_, StoreError>((removed, version))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    core.reloads.send(ReloadKind::Rebuild);
+    Ok(Json(json!({
+        "deleted": removed.id,
+        "bucket": removed.bucket,
+        "index_version": version,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Return ids strictly after this one (ids are listed in order).
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+pub async fn list_archetypes(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let store = core.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut matching: Vec<_> = store
+        .examples()
+        .examples()
+        .iter()
+        .filter(|e| q.bucket.as_deref().is_none_or(|b| e.bucket.as_str() == b))
+        .filter(|e| q.after.as_deref().is_none_or(|a| e.id.as_str() > a))
+        .collect();
+    matching.sort_by(|a, b| a.id.cmp(&b.id));
+    let page: Vec<Value> = matching
+        .iter()
+        .take(limit)
+        .map(|e| json!({"id": e.id, "bucket": e.bucket, "text": e.text}))
+        .collect();
+    let next = (matching.len() > limit).then(|| matching[limit - 1].id.clone());
+    Ok(Json(json!({"archetypes": page, "next_after": next, "total": matching.len()})))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadBody {
+    /// `policy`, `archetypes` or `all` (default).
+    #[serde(default)]
+    pub what: Option<String>,
+}
+
+/// Re-reads files through the reloader and answers with the outcome.
+pub async fn reload(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    // The body is optional: an empty POST reloads everything.
+    let body: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReloadBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?
+    };
+    let what = body.what.unwrap_or_else(|| "all".to_owned());
+    let kinds: &[ReloadKind] = match what.as_str() {
+        "policy" => &[ReloadKind::Policy],
+        "archetypes" => &[ReloadKind::Archetypes],
+        "all" => &[ReloadKind::Policy, ReloadKind::Archetypes],
+        other => return Err(ApiError::InvalidRequest(format!("`what` must be policy, archetypes or all, not `{other}`"))),
+    };
+    let mut summaries = Vec::new();
+    for kind in kinds {
+        summaries.push(core.reloads.request(*kind).await.map_err(ApiError::ReloadFailed)?);
+    }
+    let snapshot = core.live.snapshot();
+    Ok(Json(json!({
+        "reloaded": summaries,
+        "policy_version": snapshot.policy.version,
+        "index_version": snapshot.index.version(),
+    })))
+}
+
+/// Queues an index rebuild from the archetype store.
+pub async fn rebuild(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let core = state.core()?;
+    core.reloads.send(ReloadKind::Rebuild);
+    Ok((StatusCode::ACCEPTED, Json(json!({"queued": "rebuild"}))))
+}
