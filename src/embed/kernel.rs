@@ -20,6 +20,10 @@
     unsafe_code,
     reason = "calls #[target_feature] functions after run-time CPU feature detection"
 )]
+#![expect(
+    clippy::too_many_arguments,
+    reason = "BLAS-style kernels take operands, strides and shapes"
+)]
 
 use rayon::prelude::*;
 
@@ -29,6 +33,8 @@ pub const NR: usize = 32;
 const MR: usize = 12;
 /// Products smaller than this many multiply-adds stay on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
+/// From this many rows a parallel product splits the rows, below it the panels.
+const ROW_SPLIT_MIN_ROWS: usize = 4 * MR;
 
 /// Which compiled copy of the kernels runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +92,16 @@ impl Panels {
     fn reset(&mut self, k: usize, n: usize) {
         self.k = k;
         self.n = n;
-        self.data.clear();
-        self.data.resize(n.div_ceil(NR) * k * NR, 0.0);
+        let need = n.div_ceil(NR) * k * NR;
+        // Old values are all overwritten except the padding columns of the last panel.
+        self.data.resize(need, 0.0);
+        self.data.truncate(need);
+        let cols = n % NR;
+        if cols != 0 {
+            for row in self.data[need - k * NR..].chunks_exact_mut(NR) {
+                row[cols..].fill(0.0);
+            }
+        }
     }
 
     /// Packs `W[kk][j] = src[kk·ld + j]` for `kk < k`, `j < n` (a row-major `(k, n)` matrix).
@@ -192,7 +206,6 @@ pub struct GemmScratch {
 
 /// `y[r·ldy + j] = act(Σ_kk x[r·ldx + kk] · W[kk][j] + bias[j])` for `r < m`, `j < w.n`.
 /// `bias`, when given, holds at least `⌈n / NR⌉ · NR` values.
-#[expect(clippy::too_many_arguments, reason = "a BLAS-style entry point")]
 pub fn gemm(
     isa: Isa,
     x: &[f32],
@@ -211,32 +224,75 @@ pub fn gemm(
         return;
     }
     pack_left(x, ldx, m, k, &mut scratch.a);
-    let panels = n.div_ceil(NR);
-    let need = panels * m * NR;
-    if scratch.out.len() < need {
-        scratch.out.resize(need, 0.0);
-    }
-    let out = &mut scratch.out[..need];
     let a = &scratch.a[..];
-    let run = |(p, out_p): (usize, &mut [f32])| {
-        let panel = &w.data[p * k * NR..][..k * NR];
-        let bias = bias.map(|b| &b[p * NR..][..NR]);
-        panel_product(isa, a, m, k, panel, bias, act, out_p);
-    };
+    let panels = n.div_ceil(NR);
+    let panel = |p: usize| &w.data[p * k * NR..][..k * NR];
+    let panel_bias = |p: usize| bias.map(|b| &b[p * NR..][..NR]);
     let threads = rayon::current_num_threads();
-    if parallel && threads > 1 && panels > 1 && m * k * n >= PARALLEL_MIN_MACS {
+    if !(parallel && threads > 1 && m * k * n >= PARALLEL_MIN_MACS) {
+        for p in 0..panels {
+            let c0 = p * NR;
+            let cols = NR.min(n - c0);
+            panel_product(
+                isa,
+                a,
+                m,
+                k,
+                panel(p),
+                panel_bias(p),
+                act,
+                &mut y[c0..],
+                ldy,
+                cols,
+            );
+        }
+    } else if m >= ROW_SPLIT_MIN_ROWS {
+        // Many rows: each thread takes a band of whole row blocks and all the panels, and
+        // writes its rows of `y` directly (the weights are shared in L3).
+        let band = m.div_ceil(MR).div_ceil(threads) * MR;
+        y.par_chunks_mut(band * ldy)
+            .enumerate()
+            .for_each(|(t, y_band)| {
+                let r0 = t * band;
+                let rows = band.min(m - r0);
+                let a_band = &a[r0 * k..(r0 + rows.div_ceil(MR) * MR) * k];
+                for p in 0..panels {
+                    let c0 = p * NR;
+                    let cols = NR.min(n - c0);
+                    panel_product(
+                        isa,
+                        a_band,
+                        rows,
+                        k,
+                        panel(p),
+                        panel_bias(p),
+                        act,
+                        &mut y_band[c0..],
+                        ldy,
+                        cols,
+                    );
+                }
+            });
+    } else {
+        // Few rows: the weights dominate, so split the panels; each thread writes whole
+        // panels of a panel-major buffer, copied into `y` afterwards.
+        let need = panels * m * NR;
+        if scratch.out.len() < need {
+            scratch.out.resize(need, 0.0);
+        }
+        let out = &mut scratch.out[..need];
         out.par_chunks_mut(m * NR)
             .enumerate()
             .with_min_len(panels.div_ceil(threads))
-            .for_each(run);
-    } else {
-        out.chunks_mut(m * NR).enumerate().for_each(run);
-    }
-    for (p, out_p) in out.chunks_exact(m * NR).enumerate() {
-        let c0 = p * NR;
-        let cols = NR.min(n - c0);
-        for (r, src) in out_p.chunks_exact(NR).enumerate() {
-            y[r * ldy + c0..][..cols].copy_from_slice(&src[..cols]);
+            .for_each(|(p, out_p)| {
+                panel_product(isa, a, m, k, panel(p), panel_bias(p), act, out_p, NR, NR)
+            });
+        for (p, out_p) in out.chunks_exact(m * NR).enumerate() {
+            let c0 = p * NR;
+            let cols = NR.min(n - c0);
+            for (r, src) in out_p.chunks_exact(NR).enumerate() {
+                y[r * ldy + c0..][..cols].copy_from_slice(&src[..cols]);
+            }
         }
     }
 }
@@ -246,16 +302,20 @@ pub fn gemm(
 /// spilled their accumulators to the stack, which cost far more than the padding rows.)
 fn pack_left(x: &[f32], ldx: usize, m: usize, k: usize, a: &mut Vec<f32>) {
     let need = m.div_ceil(MR) * MR * k;
-    a.clear();
-    a.resize(need, 0.0);
+    if a.len() < need {
+        a.resize(need, 0.0);
+    }
     let (mut r0, mut off) = (0, 0);
     while r0 < m {
         let rows = (m - r0).min(MR);
         let block = &mut a[off..off + MR * k];
-        for r in 0..rows {
-            let src = &x[(r0 + r) * ldx..][..k];
-            for (dst, &v) in block.iter_mut().skip(r).step_by(MR).zip(src) {
-                *dst = v;
+        for (kk, dst) in block.chunks_exact_mut(MR).enumerate() {
+            for (r, d) in dst.iter_mut().enumerate() {
+                *d = if r < rows {
+                    x[(r0 + r) * ldx + kk]
+                } else {
+                    0.0
+                };
             }
         }
         r0 += rows;
@@ -264,7 +324,6 @@ fn pack_left(x: &[f32], ldx: usize, m: usize, k: usize, a: &mut Vec<f32>) {
 }
 
 /// One panel of the product for every row block.
-#[expect(clippy::too_many_arguments, reason = "internal kernel entry")]
 fn panel_product(
     isa: Isa,
     a: &[f32],
@@ -273,26 +332,28 @@ fn panel_product(
     panel: &[f32],
     bias: Option<&[f32]>,
     act: Act,
-    out: &mut [f32],
+    y: &mut [f32],
+    ldy: usize,
+    cols: usize,
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             // SAFETY: `Isa::Avx512` is only produced by `Isa::detect` after checking that the
             // CPU supports avx512f, avx2 and fma.
-            unsafe { panel_product_avx512(a, m, k, panel, bias, act, out) }
+            unsafe { panel_product_avx512(a, m, k, panel, bias, act, y, ldy, cols) }
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
             // SAFETY: `Isa::Avx2` is only produced by `Isa::detect` after checking that the
             // CPU supports avx2 and fma.
-            unsafe { panel_product_avx2(a, m, k, panel, bias, act, out) }
+            unsafe { panel_product_avx2(a, m, k, panel, bias, act, y, ldy, cols) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx512 | Isa::Avx2 => {
-            panel_product_body::<BASELINE_FMA>(a, m, k, panel, bias, act, out)
+            panel_product_body::<BASELINE_FMA>(a, m, k, panel, bias, act, y, ldy, cols)
         }
-        Isa::Generic => panel_product_body::<BASELINE_FMA>(a, m, k, panel, bias, act, out),
+        Isa::Generic => panel_product_body::<BASELINE_FMA>(a, m, k, panel, bias, act, y, ldy, cols),
     }
 }
 
@@ -309,9 +370,11 @@ fn panel_product_avx512(
     panel: &[f32],
     bias: Option<&[f32]>,
     act: Act,
-    out: &mut [f32],
+    y: &mut [f32],
+    ldy: usize,
+    cols: usize,
 ) {
-    panel_product_body::<true>(a, m, k, panel, bias, act, out);
+    panel_product_body::<true>(a, m, k, panel, bias, act, y, ldy, cols);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -323,9 +386,11 @@ fn panel_product_avx2(
     panel: &[f32],
     bias: Option<&[f32]>,
     act: Act,
-    out: &mut [f32],
+    y: &mut [f32],
+    ldy: usize,
+    cols: usize,
 ) {
-    panel_product_body::<true>(a, m, k, panel, bias, act, out);
+    panel_product_body::<true>(a, m, k, panel, bias, act, y, ldy, cols);
 }
 
 #[inline(always)]
@@ -336,7 +401,9 @@ fn panel_product_body<const FMA: bool>(
     panel: &[f32],
     bias: Option<&[f32]>,
     act: Act,
-    out: &mut [f32],
+    y: &mut [f32],
+    ldy: usize,
+    cols: usize,
 ) {
     let b = &panel.as_chunks::<NR>().0[..k];
     let mut bias_row = [0.0f32; NR];
@@ -347,8 +414,16 @@ fn panel_product_body<const FMA: bool>(
     while r0 < m {
         let rows = (m - r0).min(MR);
         let block = &a[off..off + MR * k];
-        let dst = &mut out[r0 * NR..(r0 + rows) * NR];
-        block_product::<MR, FMA>(block, b, &bias_row, act, rows, dst);
+        block_product::<MR, FMA>(
+            block,
+            b,
+            &bias_row,
+            act,
+            rows,
+            &mut y[r0 * ldy..],
+            ldy,
+            cols,
+        );
         r0 += rows;
         off += MR * k;
     }
@@ -362,7 +437,9 @@ fn block_product<const R: usize, const FMA: bool>(
     bias: &[f32; NR],
     act: Act,
     rows: usize,
-    out: &mut [f32],
+    y: &mut [f32],
+    ldy: usize,
+    cols: usize,
 ) {
     let mut acc = [[0.0f32; NR]; R];
     for (av, bv) in a.as_chunks::<R>().0.iter().zip(b) {
@@ -384,7 +461,7 @@ fn block_product<const R: usize, const FMA: bool>(
                     *v = gelu(*v);
                 }
             }
-            out[r * NR..(r + 1) * NR].copy_from_slice(&row);
+            y[r * ldy..][..cols].copy_from_slice(&row[..cols]);
         }
     }
 }
