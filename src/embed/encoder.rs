@@ -272,7 +272,10 @@ impl BertEncoder {
             .ok()
             .and_then(|mut pool| pool.pop())
             .unwrap_or_default();
-        let result = self.forward_host(&ids, mask.as_deref(), batch, len, &mut ws);
+        // Run the whole pass on rayon's pool: its products fork and join there, instead of
+        // each one waking the pool from the caller's thread.
+        let result =
+            rayon::scope(|_| self.forward_host(&ids, mask.as_deref(), batch, len, &mut ws));
         if let Ok(mut pool) = self.workspaces.lock() {
             pool.push(ws);
         }

@@ -458,7 +458,7 @@ fn block_product<const R: usize, const FMA: bool>(
             }
             if act == Act::Gelu {
                 for v in &mut row {
-                    *v = gelu(*v);
+                    *v = gelu::<FMA>(*v);
                 }
             }
             y[r * ldy..][..cols].copy_from_slice(&row[..cols]);
@@ -478,44 +478,44 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 /// `erf(x)` as a rational function in `x` (the approximation Eigen and XLA vectorise):
 /// about 1e-7 absolute error, no branches, no table.
 #[inline(always)]
-fn erf(x: f32) -> f32 {
+fn erf<const FMA: bool>(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
-    p = x2 * p + -2.101_024e-6;
-    p = x2 * p + -5.692_506_4e-5;
-    p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_6e-3;
-    p = x2 * p + -1.609_603_3e-2;
-    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
-    q = x2 * q + -1.682_827e-3;
-    q = x2 * q + -7.373_329e-3;
-    q = x2 * q + -1.426_474e-2;
+    let mut p = madd::<FMA>(x2, -2.726_142_3e-10, 2.770_681_4e-8);
+    p = madd::<FMA>(x2, p, -2.101_024e-6);
+    p = madd::<FMA>(x2, p, -5.692_506_4e-5);
+    p = madd::<FMA>(x2, p, -7.349_906_3e-4);
+    p = madd::<FMA>(x2, p, -2.954_6e-3);
+    p = madd::<FMA>(x2, p, -1.609_603_3e-2);
+    let mut q = madd::<FMA>(x2, -1.456_607_2e-5, -2.133_740_6e-4);
+    q = madd::<FMA>(x2, q, -1.682_827e-3);
+    q = madd::<FMA>(x2, q, -7.373_329e-3);
+    q = madd::<FMA>(x2, q, -1.426_474e-2);
     x * p / q
 }
 
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+fn gelu<const FMA: bool>(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf::<FMA>(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// `eˣ` via `2ⁿ · e^r` with a degree-6 polynomial (Cephes' `expf`, about 1 ulp); exactly 0
 /// below the smallest normal result.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+fn exp<const FMA: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let xc = x.clamp(-87.3, 88.7);
-    let n = (xc * LOG2E + 0.5).floor();
-    let r = xc - n * LN2_HI - n * LN2_LO;
+    let n = madd::<FMA>(xc, LOG2E, 0.5).floor();
+    let r = madd::<FMA>(n, -LN2_LO, madd::<FMA>(n, -LN2_HI, xc));
     let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_2e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let e = p * r * r + r + 1.0;
+    p = madd::<FMA>(p, r, 1.398_2e-3);
+    p = madd::<FMA>(p, r, 8.333_452e-3);
+    p = madd::<FMA>(p, r, 4.166_579_6e-2);
+    p = madd::<FMA>(p, r, 1.666_666_5e-1);
+    p = madd::<FMA>(p, r, 0.5);
+    let e = madd::<FMA>(p, r * r, r) + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     if x < -87.3 {
         0.0
@@ -567,25 +567,25 @@ pub fn softmax_rows(isa: Isa, scores: &mut [f32], cols: usize, key_bias: Option<
             unsafe { softmax_rows_avx2(scores, cols, key_bias) }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx512 | Isa::Avx2 => softmax_rows_body(scores, cols, key_bias),
-        Isa::Generic => softmax_rows_body(scores, cols, key_bias),
+        Isa::Avx512 | Isa::Avx2 => softmax_rows_body::<BASELINE_FMA>(scores, cols, key_bias),
+        Isa::Generic => softmax_rows_body::<BASELINE_FMA>(scores, cols, key_bias),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn softmax_rows_avx512(scores: &mut [f32], cols: usize, key_bias: Option<&[f32]>) {
-    softmax_rows_body(scores, cols, key_bias);
+    softmax_rows_body::<true>(scores, cols, key_bias);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn softmax_rows_avx2(scores: &mut [f32], cols: usize, key_bias: Option<&[f32]>) {
-    softmax_rows_body(scores, cols, key_bias);
+    softmax_rows_body::<true>(scores, cols, key_bias);
 }
 
 #[inline(always)]
-fn softmax_rows_body(scores: &mut [f32], cols: usize, key_bias: Option<&[f32]>) {
+fn softmax_rows_body<const FMA: bool>(scores: &mut [f32], cols: usize, key_bias: Option<&[f32]>) {
     if cols == 0 {
         return;
     }
@@ -597,7 +597,7 @@ fn softmax_rows_body(scores: &mut [f32], cols: usize, key_bias: Option<&[f32]>) 
         }
         let max = lane_max(row);
         for v in row.iter_mut() {
-            *v = exp(*v - max);
+            *v = exp::<FMA>(*v - max);
         }
         let inv = 1.0 / lane_sum(row);
         for v in row.iter_mut() {
@@ -822,24 +822,26 @@ mod tests {
     fn erf_and_exp_are_accurate() {
         for i in -6000..=6000 {
             let x = i as f32 / 1000.0;
-            let e = erf(x);
             let want = erf_reference(x as f64);
-            assert!(
-                (e as f64 - want).abs() < 5e-7,
-                "erf({x}) = {e}, want {want}"
-            );
+            for e in [erf::<true>(x), erf::<false>(x)] {
+                assert!(
+                    (e as f64 - want).abs() < 5e-7,
+                    "erf({x}) = {e}, want {want}"
+                );
+            }
         }
         for i in -8700..=8800 {
             let x = i as f32 / 100.0;
             let want = (x as f64).exp();
-            let got = exp(x) as f64;
-            assert!(
-                ((got - want) / want).abs() < 5e-7,
-                "exp({x}) = {got}, want {want}"
-            );
+            for got in [exp::<true>(x) as f64, exp::<false>(x) as f64] {
+                assert!(
+                    ((got - want) / want).abs() < 5e-7,
+                    "exp({x}) = {got}, want {want}"
+                );
+            }
         }
-        assert_eq!(exp(-1e9), 0.0);
-        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp::<true>(-1e9), 0.0);
+        assert_eq!(exp::<true>(f32::NEG_INFINITY), 0.0);
     }
 
     #[test]
