@@ -765,7 +765,12 @@ mod tests {
             (37, 17, 96),
             (250, 64, 250),
         ];
-        for isa in [Isa::detect(), Isa::Generic] {
+        let mut isas = vec![Isa::detect(), Isa::Generic];
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2);
+        }
+        for isa in isas {
             for (seed, &(m, k, n)) in shapes.iter().enumerate() {
                 let x = values(m * k, seed as u64 + 1);
                 let w = values(n * k, seed as u64 + 100);
