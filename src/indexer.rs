@@ -68,13 +68,23 @@ pub fn rebuild_index(
         .filter(|p| &p.manifest().model == embedder.fingerprint())
         .map(LoadedIndex::vectors_by_text)
         .unwrap_or_default();
-    let hashes: Vec<String> = examples.examples().iter().map(|e| text_sha256(&e.text)).collect();
+    let hashes: Vec<String> = examples
+        .examples()
+        .iter()
+        .map(|e| text_sha256(&e.text))
+        .collect();
     let missing: Vec<usize> = (0..hashes.len())
         .filter(|&i| !reusable.contains_key(hashes[i].as_str()))
         .collect();
-    let texts: Vec<&str> = missing.iter().map(|&i| examples.examples()[i].text.as_str()).collect();
+    let texts: Vec<&str> = missing
+        .iter()
+        .map(|&i| examples.examples()[i].text.as_str())
+        .collect();
     let mut fresh = embed_all(embedder, &texts, progress)?.into_iter();
-    let mut embedded: Vec<Option<Embedding>> = hashes.iter().map(|h| reusable.get(h.as_str()).cloned()).collect();
+    let mut embedded: Vec<Option<Embedding>> = hashes
+        .iter()
+        .map(|h| reusable.get(h.as_str()).cloned())
+        .collect();
     for &i in &missing {
         embedded[i] = fresh.next();
     }
@@ -87,7 +97,8 @@ pub fn rebuild_index(
             id: e.id.clone(),
             bucket: e.bucket.clone(),
             text_sha256,
-            embedding: embedding.expect("every example has a reused or fresh vector. This is a bug."),
+            embedding: embedding
+                .expect("every example has a reused or fresh vector. This is a bug."),
         })
         .collect();
     Ok(LoadedIndex::build(

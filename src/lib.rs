@@ -23,8 +23,8 @@ pub mod index;
 pub mod archetypes;
 pub mod eval;
 pub mod indexer;
-pub mod store;
 pub mod pipeline;
+pub mod store;
 
 pub mod live;
 

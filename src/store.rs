@@ -21,8 +21,14 @@ pub const JOURNAL_FILE: &str = "archetypes.journal.jsonl";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum JournalEntry {
-    Add { id: String, bucket: String, text: String },
-    Delete { id: String },
+    Add {
+        id: String,
+        bucket: String,
+        text: String,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 /// An example offered through the API.
@@ -47,8 +53,14 @@ pub struct AddOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// User error (422): the bucket is not in the routing policy.
-    #[error("examples[{index}]: bucket `{bucket}` is not in the routing policy (buckets: {known})")]
-    UnknownBucket { index: usize, bucket: String, known: String },
+    #[error(
+        "examples[{index}]: bucket `{bucket}` is not in the routing policy (buckets: {known})"
+    )]
+    UnknownBucket {
+        index: usize,
+        bucket: String,
+        known: String,
+    },
     /// User error (422): empty text or bucket, or an id used twice.
     #[error("examples[{index}]: {source}")]
     Invalid {
@@ -71,7 +83,11 @@ pub enum StoreError {
     Archetypes(#[from] ArchetypeError),
     /// User or runtime error: the journal is unreadable or corrupt before its last line.
     #[error("archetype journal {path}:{line}: {message}")]
-    Journal { path: String, line: usize, message: String },
+    Journal {
+        path: String,
+        line: usize,
+        message: String,
+    },
     /// Runtime error: the journal could not be written; nothing was acknowledged.
     #[error("archetype journal {path}: {source}")]
     Io {
@@ -117,7 +133,13 @@ impl ArchetypeStore {
         offered: &[NewExample],
         buckets: &BTreeSet<BucketId>,
     ) -> Result<Vec<AddOutcome>, StoreError> {
-        let known = || buckets.iter().map(BucketId::as_str).collect::<Vec<_>>().join(", ");
+        let known = || {
+            buckets
+                .iter()
+                .map(BucketId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         // Validate against a scratch copy so a batch with a bad item changes nothing.
         let mut scratch = self.examples.clone();
         let mut outcomes = Vec::with_capacity(offered.len());
@@ -147,7 +169,12 @@ impl ArchetypeStore {
                 });
             }
             scratch
-                .insert(e.id.as_deref(), bucket.as_str(), &e.text, Strictness::Archetypes)
+                .insert(
+                    e.id.as_deref(),
+                    bucket.as_str(),
+                    &e.text,
+                    Strictness::Archetypes,
+                )
                 .map_err(|source| StoreError::Invalid { index, source })?;
             let added = scratch
                 .find_text(&e.text)
@@ -192,7 +219,9 @@ impl ArchetypeStore {
         }
         let mut text = String::new();
         for entry in entries {
-            text.push_str(&serde_json::to_string(entry).expect("journal entries serialise. This is a bug."));
+            text.push_str(
+                &serde_json::to_string(entry).expect("journal entries serialise. This is a bug."),
+            );
             text.push('\n');
         }
         let mut file = OpenOptions::new()
@@ -289,20 +318,29 @@ mod tests {
     fn added_examples_survive_reopening() {
         let (_dir, shipped, data) = setup();
         let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
-        let out = store.add(&[new("hello there", "chat")], &buckets()).unwrap();
+        let out = store
+            .add(&[new("hello there", "chat")], &buckets())
+            .unwrap();
         assert!(out[0].created);
         let reopened = ArchetypeStore::open(&shipped, &data).unwrap();
         assert_eq!(reopened.examples().len(), 2);
-        assert_eq!(reopened.examples().get(&out[0].id).unwrap().text, "hello there");
+        assert_eq!(
+            reopened.examples().get(&out[0].id).unwrap().text,
+            "hello there"
+        );
     }
 
     #[test]
     fn same_text_same_bucket_is_idempotent_other_bucket_conflicts() {
         let (_dir, shipped, data) = setup();
         let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
-        let again = store.add(&[new("Write a  parser", "code")], &buckets()).unwrap();
+        let again = store
+            .add(&[new("Write a  parser", "code")], &buckets())
+            .unwrap();
         assert_eq!((again[0].id.as_str(), again[0].created), ("code-1", false));
-        let err = store.add(&[new("write a parser", "chat")], &buckets()).unwrap_err();
+        let err = store
+            .add(&[new("write a parser", "chat")], &buckets())
+            .unwrap_err();
         assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
         assert!(err.to_string().contains("code-1"));
     }
@@ -311,8 +349,13 @@ mod tests {
     fn a_bad_item_rejects_the_whole_batch() {
         let (_dir, shipped, data) = setup();
         let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
-        let err = store.add(&[new("fine", "chat"), new("x", "poetry")], &buckets()).unwrap_err();
-        assert!(matches!(err, StoreError::UnknownBucket { index: 1, .. }), "{err}");
+        let err = store
+            .add(&[new("fine", "chat"), new("x", "poetry")], &buckets())
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnknownBucket { index: 1, .. }),
+            "{err}"
+        );
         assert_eq!(store.examples().len(), 1);
         assert!(!data.join(JOURNAL_FILE).exists());
         let err = store.add(&[new("  ", "chat")], &buckets()).unwrap_err();
@@ -324,17 +367,38 @@ mod tests {
         let (_dir, shipped, data) = setup();
         let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
         store.delete(&ArchetypeId::new("code-1")).unwrap();
-        assert!(matches!(store.delete(&ArchetypeId::new("code-1")), Err(StoreError::NotFound(_))));
-        assert!(ArchetypeStore::open(&shipped, &data).unwrap().examples().is_empty());
+        assert!(matches!(
+            store.delete(&ArchetypeId::new("code-1")),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(ArchetypeStore::open(&shipped, &data)
+            .unwrap()
+            .examples()
+            .is_empty());
     }
 
     #[test]
     fn a_torn_last_line_is_ignored_but_earlier_corruption_is_an_error() {
         let (_dir, shipped, data) = setup();
         std::fs::create_dir_all(&data).unwrap();
-        let good = serde_json::to_string(&JournalEntry::Add { id: "c2".into(), bucket: "chat".into(), text: "hi".into() }).unwrap();
-        std::fs::write(data.join(JOURNAL_FILE), format!("{good}\n{{\"op\": \"add\", \"id\": \"c3\", \"buc")).unwrap();
-        assert_eq!(ArchetypeStore::open(&shipped, &data).unwrap().examples().len(), 2);
+        let good = serde_json::to_string(&JournalEntry::Add {
+            id: "c2".into(),
+            bucket: "chat".into(),
+            text: "hi".into(),
+        })
+        .unwrap();
+        std::fs::write(
+            data.join(JOURNAL_FILE),
+            format!("{good}\n{{\"op\": \"add\", \"id\": \"c3\", \"buc"),
+        )
+        .unwrap();
+        assert_eq!(
+            ArchetypeStore::open(&shipped, &data)
+                .unwrap()
+                .examples()
+                .len(),
+            2
+        );
         std::fs::write(data.join(JOURNAL_FILE), format!("garbage\n{good}\n")).unwrap();
         let err = ArchetypeStore::open(&shipped, &data).err().unwrap();
         assert!(err.to_string().contains(":1:"), "{err}");

@@ -14,8 +14,8 @@ use super::args::StateArgs;
 use super::ModelArgs;
 use crate::decide::Policy;
 use crate::embed::Embedder;
-use crate::pipeline::{ClassifyInput, Pipeline, Snapshot};
 use crate::index::bundle::default_bundle_dir;
+use crate::pipeline::{ClassifyInput, Pipeline, Snapshot};
 use crate::serve::startup::{load_embedder, load_index, progress_bar};
 use crate::store::ArchetypeStore;
 

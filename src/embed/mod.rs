@@ -7,6 +7,7 @@
 pub mod bert;
 pub mod device;
 pub mod encoder;
+pub mod kernel;
 pub mod model_files;
 
 use crate::types::Embedding;

@@ -68,7 +68,10 @@ impl ReloadHandle {
     /// Queues a reload and returns at once (safe from any thread, sync or async).
     pub fn send(&self, kind: ReloadKind) {
         if self.tx.send(Request { kind, reply: None }).is_err() {
-            tracing::warn!(kind = kind.name(), "the reloader has stopped; request dropped");
+            tracing::warn!(
+                kind = kind.name(),
+                "the reloader has stopped; request dropped"
+            );
         }
     }
 
@@ -120,7 +123,10 @@ impl Reloader {
         for kind in kinds {
             match kind {
                 ReloadKind::Policy => {
-                    let versions = self.live.reload_policy(&self.policy_path).map_err(|e| e.to_string())?;
+                    let versions = self
+                        .live
+                        .reload_policy(&self.policy_path)
+                        .map_err(|e| e.to_string())?;
                     done.push(format!("policy → {versions}"));
                 }
                 ReloadKind::Archetypes => {
@@ -136,10 +142,19 @@ impl Reloader {
             if previous.index.manifest().examples_sha256 == examples.content_sha256() {
                 done.push(format!("index unchanged ({})", previous.index.version()));
             } else {
-                let mut index = rebuild_index(&examples, self.embedder.as_ref(), self.hnsw, Some(&previous.index), &|_, _| {})
-                    .map_err(|e| e.to_string())?;
+                let mut index = rebuild_index(
+                    &examples,
+                    self.embedder.as_ref(),
+                    self.hnsw,
+                    Some(&previous.index),
+                    &|_, _| {},
+                )
+                .map_err(|e| e.to_string())?;
                 index.save(&self.bundle_dir).map_err(|e| e.to_string())?;
-                let versions = self.live.swap_index(Arc::new(index)).map_err(|e| e.to_string())?;
+                let versions = self
+                    .live
+                    .swap_index(Arc::new(index))
+                    .map_err(|e| e.to_string())?;
                 done.push(format!("index → {versions}"));
             }
         }
@@ -147,7 +162,11 @@ impl Reloader {
     }
 }
 
-async fn run(reloader: Arc<Reloader>, mut rx: mpsc::UnboundedReceiver<Request>, status: Arc<Mutex<ReloaderStatus>>) {
+async fn run(
+    reloader: Arc<Reloader>,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    status: Arc<Mutex<ReloaderStatus>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -174,11 +193,14 @@ async fn run(reloader: Arc<Reloader>, mut rx: mpsc::UnboundedReceiver<Request>, 
         }
         let outcome = if result.is_ok() { "ok" } else { "error" };
         for kind in &kinds {
-            metrics::counter!("router_reload_total", "kind" => kind.name(), "outcome" => outcome).increment(1);
+            metrics::counter!("router_reload_total", "kind" => kind.name(), "outcome" => outcome)
+                .increment(1);
         }
         match &result {
             Ok(summary) => tracing::info!(summary, "reload done"),
-            Err(e) => tracing::error!(error = %e, "reload failed; the last good state keeps serving"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed; the last good state keeps serving")
+            }
         }
         for request in batch {
             if let Some(reply) = request.reply {

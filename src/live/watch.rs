@@ -43,15 +43,21 @@ pub fn watch(policy: &Path, archetypes: &Path, reloads: ReloadHandle) -> notify:
             reloads.send(ReloadKind::Archetypes);
         }
     })?;
-    let policy_dir = policy.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    debouncer.watcher().watch(&policy_dir, RecursiveMode::NonRecursive)?;
+    let policy_dir = policy
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    debouncer
+        .watcher()
+        .watch(&policy_dir, RecursiveMode::NonRecursive)?;
     let mode = if archetypes.is_dir() {
         RecursiveMode::Recursive
     } else {
         RecursiveMode::NonRecursive
     };
     debouncer.watcher().watch(&archetypes, mode)?;
-    Ok(Watch { _debouncer: debouncer })
+    Ok(Watch {
+        _debouncer: debouncer,
+    })
 }
 
 fn absolute(path: &Path) -> PathBuf {

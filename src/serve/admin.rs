@@ -37,7 +37,9 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { .. } => Self::InvalidExample(e.to_string()),
             StoreError::Conflict { .. } => Self::Conflict(e.to_string()),
             StoreError::NotFound(_) => Self::NotFound(e.to_string()),
-            StoreError::Archetypes(_) | StoreError::Journal { .. } | StoreError::Io { .. } => Self::Internal(e.to_string()),
+            StoreError::Archetypes(_) | StoreError::Journal { .. } | StoreError::Io { .. } => {
+                Self::Internal(e.to_string())
+            }
         }
     }
 }
@@ -53,12 +55,21 @@ pub async fn add_archetypes(
             body.examples.len()
         )));
     }
-    let buckets: BTreeSet<BucketId> = core.live.snapshot().policy.buckets.keys().cloned().collect();
+    let buckets: BTreeSet<BucketId> = core
+        .live
+        .snapshot()
+        .policy
+        .buckets
+        .keys()
+        .cloned()
+        .collect();
     let store = core.store.clone();
     let model = core.info.model.clone();
     // Journal append + fsync is blocking I/O: off the async threads.
     let (outcomes, version) = tokio::task::spawn_blocking(move || {
-        let mut store = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut store = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let outcomes = store.add(&body.examples, &buckets)?;
         let version = index_version(&model, &store.examples().content_sha256());
         Ok::<_, StoreError>((outcomes, version))
@@ -79,12 +90,17 @@ pub async fn add_archetypes(
     ))
 }
 
-pub async fn delete_archetype(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn delete_archetype(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let core = state.core()?;
     let store = core.store.clone();
     let model = core.info.model.clone();
     let (removed, version) = tokio::task::spawn_blocking(move || {
-        let mut store = store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut store = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let removed = store.delete(&ArchetypeId::new(&id))?;
         let version = index_version(&model, &store.examples().content_sha256());
         Ok::<_, StoreError>((removed, version))
@@ -111,10 +127,16 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-pub async fn list_archetypes(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list_archetypes(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let core = state.core()?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let store = core.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let store = core
+        .store
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut matching: Vec<_> = store
         .examples()
         .examples()
@@ -129,7 +151,9 @@ pub async fn list_archetypes(State(state): State<AppState>, Query(q): Query<List
         .map(|e| json!({"id": e.id, "bucket": e.bucket, "text": e.text}))
         .collect();
     let next = (matching.len() > limit).then(|| matching[limit - 1].id.clone());
-    Ok(Json(json!({"archetypes": page, "next_after": next, "total": matching.len()})))
+    Ok(Json(
+        json!({"archetypes": page, "next_after": next, "total": matching.len()}),
+    ))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -141,7 +165,10 @@ pub struct ReloadBody {
 }
 
 /// Re-reads files through the reloader and answers with the outcome.
-pub async fn reload(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn reload(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let core = state.core()?;
     // The body is optional: an empty POST reloads everything.
     let body: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -154,11 +181,20 @@ pub async fn reload(State(state): State<AppState>, body: axum::body::Bytes) -> R
         "policy" => &[ReloadKind::Policy],
         "archetypes" => &[ReloadKind::Archetypes],
         "all" => &[ReloadKind::Policy, ReloadKind::Archetypes],
-        other => return Err(ApiError::InvalidRequest(format!("`what` must be policy, archetypes or all, not `{other}`"))),
+        other => {
+            return Err(ApiError::InvalidRequest(format!(
+                "`what` must be policy, archetypes or all, not `{other}`"
+            )))
+        }
     };
     let mut summaries = Vec::new();
     for kind in kinds {
-        summaries.push(core.reloads.request(*kind).await.map_err(ApiError::ReloadFailed)?);
+        summaries.push(
+            core.reloads
+                .request(*kind)
+                .await
+                .map_err(ApiError::ReloadFailed)?,
+        );
     }
     let snapshot = core.live.snapshot();
     Ok(Json(json!({

@@ -42,7 +42,11 @@ impl AdminToken {
 }
 
 /// Middleware: lets the request through only with `Authorization: Bearer <admin token>`.
-pub async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(token) = &state.admin_token else {
         return ApiError::AdminDisabled.into_response();
     };

@@ -37,7 +37,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("the admin token does not match")]
     Forbidden,
-    #[error("admin endpoints are off: set ROUTER_ADMIN_TOKEN (or --admin-token-file) to turn them on")]
+    #[error(
+        "admin endpoints are off: set ROUTER_ADMIN_TOKEN (or --admin-token-file) to turn them on"
+    )]
     AdminDisabled,
     #[error("{0}")]
     UnknownBucket(String),
@@ -68,7 +70,9 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::AdminDisabled => StatusCode::FORBIDDEN,
-            Self::UnknownBucket(_) | Self::InvalidExample(_) | Self::ReloadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnknownBucket(_) | Self::InvalidExample(_) | Self::ReloadFailed(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
@@ -202,8 +206,16 @@ mod tests {
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::Forbidden, 403, "forbidden"),
             (ApiError::AdminDisabled, 403, "admin_disabled"),
-            (ApiError::UnknownBucket(String::new()), 422, "unknown_bucket"),
-            (ApiError::InvalidExample(String::new()), 422, "invalid_example"),
+            (
+                ApiError::UnknownBucket(String::new()),
+                422,
+                "unknown_bucket",
+            ),
+            (
+                ApiError::InvalidExample(String::new()),
+                422,
+                "invalid_example",
+            ),
             (ApiError::Conflict(String::new()), 409, "conflict"),
             (ApiError::ReloadFailed(String::new()), 422, "reload_failed"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),

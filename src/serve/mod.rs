@@ -135,11 +135,20 @@ impl AppState {
 pub fn build_app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     let admin = Router::new()
-        .route("/archetypes", post(admin::add_archetypes).get(admin::list_archetypes))
-        .route("/archetypes/{id}", axum::routing::delete(admin::delete_archetype))
+        .route(
+            "/archetypes",
+            post(admin::add_archetypes).get(admin::list_archetypes),
+        )
+        .route(
+            "/archetypes/{id}",
+            axum::routing::delete(admin::delete_archetype),
+        )
         .route("/admin/reload", post(admin::reload))
         .route("/admin/rebuild", post(admin::rebuild))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ));
     Router::new()
         .merge(admin)
         .route("/classify", post(handlers::classify))

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::startup::{build_core, ModelSettings, StatePaths};
-use crate::live::ReloadKind;
 use super::{build_app, AppState, Limits};
+use crate::live::ReloadKind;
 
 /// Settings of `router serve`.
 #[derive(Debug, Clone)]
@@ -27,7 +27,8 @@ pub struct ServeSettings {
 
 pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let metrics = super::metrics::install();
-    let state = AppState::starting(settings.limits, Some(metrics)).with_admin_token(settings.admin_token.clone());
+    let state = AppState::starting(settings.limits, Some(metrics))
+        .with_admin_token(settings.admin_token.clone());
     if settings.admin_token.is_none() {
         tracing::info!("admin endpoints are off (set ROUTER_ADMIN_TOKEN or --admin-token-file to turn them on)");
     }
@@ -56,11 +57,17 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         match build_core(&model, &paths, &runtime, &phase) {
             Ok(core) => {
                 // Edits to the policy or archetype files become reload requests.
-                match crate::live::watch::watch(&paths.policy, &paths.archetypes, core.reloads.clone()) {
+                match crate::live::watch::watch(
+                    &paths.policy,
+                    &paths.archetypes,
+                    core.reloads.clone(),
+                ) {
                     Ok(watch) => {
                         let _ = watch_tx.send(watch);
                     }
-                    Err(e) => tracing::warn!(error = %e, "file watching is off; use SIGHUP or POST /admin/reload"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "file watching is off; use SIGHUP or POST /admin/reload")
+                    }
                 }
                 startup_state.set_core(core);
                 tracing::info!("ready");
@@ -123,7 +130,9 @@ async fn shutdown_signal() {
 async fn reload_on_sighup(state: AppState) {
     #[cfg(unix)]
     {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             tracing::warn!("cannot listen for SIGHUP; policy reload by signal is off");
             return;
         };

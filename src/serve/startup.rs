@@ -75,10 +75,20 @@ pub fn load_index(
     if let Some(dir) = explicit {
         return Ok(LoadedIndex::load(dir, embedder.fingerprint())?);
     }
-    let (index, origin) = load_or_build(bundle_dir, examples, embedder, HnswParams::default(), progress)?;
+    let (index, origin) = load_or_build(
+        bundle_dir,
+        examples,
+        embedder,
+        HnswParams::default(),
+        progress,
+    )?;
     match origin {
-        IndexOrigin::Loaded => tracing::info!(dir = %bundle_dir.display(), version = index.version(), "index bundle loaded"),
-        IndexOrigin::Built => tracing::info!(dir = %bundle_dir.display(), version = index.version(), examples = examples.len(), "index built from archetypes and saved"),
+        IndexOrigin::Loaded => {
+            tracing::info!(dir = %bundle_dir.display(), version = index.version(), "index bundle loaded")
+        }
+        IndexOrigin::Built => {
+            tracing::info!(dir = %bundle_dir.display(), version = index.version(), examples = examples.len(), "index built from archetypes and saved")
+        }
     }
     Ok(index)
 }
@@ -151,7 +161,9 @@ pub fn build_core(
         &|done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
-            phase(format!("building the index: {done}/{total} archetypes embedded"));
+            phase(format!(
+                "building the index: {done}/{total} archetypes embedded"
+            ));
         },
     )?;
     bar.finish_and_clear();

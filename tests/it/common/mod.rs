@@ -102,7 +102,6 @@ pub fn shipped_index() -> Arc<LoadedIndex> {
         .clone()
 }
 
-
 /// A ready core over the shipped policy and archetypes, with its own empty data directory
 /// (left in the temp dir: the core's reloader may write to it after the test's last line).
 pub fn core() -> Core {
@@ -117,14 +116,24 @@ pub fn core_in(data_dir: &Path) -> Core {
         data_dir: data_dir.to_owned(),
         index: None,
     };
-    let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir).expect("shipped archetypes are valid");
+    let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir)
+        .expect("shipped archetypes are valid");
     // A private index (a rebuild may replace it), made from the shared index's stored vectors.
-    let index = rebuild_index(store.examples(), embedder().as_ref(), HnswParams::default(), Some(&shipped_index()), &|_, _| {})
-        .expect("index builds");
+    let index = rebuild_index(
+        store.examples(),
+        embedder().as_ref(),
+        HnswParams::default(),
+        Some(&shipped_index()),
+        &|_, _| {},
+    )
+    .expect("index builds");
     assemble(
         CoreParts {
             embedder: dyn_embedder(),
-            info: CoreInfo { model: embedder_fingerprint(), device: "cpu" },
+            info: CoreInfo {
+                model: embedder_fingerprint(),
+                device: "cpu",
+            },
             policy: Policy::load(&paths.policy).expect("shipped policy is valid"),
             store,
             index,
@@ -140,7 +149,13 @@ pub fn runtime() -> tokio::runtime::Handle {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
         RUNTIME
-            .get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime"))
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+            })
             .handle()
             .clone()
     })
