@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Data flows one way: `types` ← stages (`embed`, `index`, `decide`) ← composers
-//! (`archetypes`, `indexer`, `pipeline`, `eval`) ← `live` ← edges (`serve`, `cli`). A stage never
+//! (`archetypes`, `indexer`, `pipeline`, `eval`, `health`) ← `live` ← edges (`serve`, `cli`). A stage never
 //! imports another stage; nothing imports an edge.
 
 pub mod types;
@@ -22,6 +22,7 @@ pub mod index;
 
 pub mod archetypes;
 pub mod eval;
+pub mod health;
 pub mod indexer;
 pub mod pipeline;
 pub mod store;

@@ -1,15 +1,22 @@
 //! The one place the stages meet: `classify(snapshot, input) → Decision`.
 //!
 //! A [`Snapshot`] is a policy and an index that were checked against each other; a request
-//! uses one snapshot from start to end, so a decision never mixes versions.
+//! uses one snapshot from start to end, so a decision never mixes versions. Provider health
+//! comes from the [`HealthBoard`]: one atomic load of its view per decision, and a claim only
+//! when the decision would probe a half-open target.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::decide::{decide, DecideError, Decision, Policy, Timings};
+use crate::decide::{decide, DecideError, Decision, Policy, RequestContext, Routing, Timings};
 use crate::embed::{EmbedError, Embedded, Embedder};
+use crate::health::HealthBoard;
 use crate::index::{IndexError, LoadedIndex};
-use crate::types::{elapsed_micros, BucketId};
+use crate::types::{elapsed_micros, BucketId, Neighbour};
+
+/// Decisions tried per request when probes of half-open targets are claimed by others first:
+/// each failed claim takes one target out of the next try, and a bucket has at most three.
+const PROBE_CLAIM_TRIES: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -70,21 +77,37 @@ pub struct ClassifyInput {
     /// The text to route (the prompt, or the last user turn of a conversation).
     pub text: String,
     pub request_id: Option<String>,
+    /// What the side rules see. `prompt_tokens` is ignored here: the pipeline counts it.
+    pub context: RequestContext,
+    /// Bytes of prompt text that are not routed (system message, earlier turns). Their tokens
+    /// are estimated at the routed text's bytes per token and counted in `prompt_tokens`.
+    pub other_text_bytes: usize,
 }
 
-/// The stateless part of classification: the embedder (not hot-swapped; a model change is a
-/// restart).
+/// The embedder (not hot-swapped; a model change is a restart) and the provider health
+/// board (per process; outcomes reported by callers).
 pub struct Pipeline {
     embedder: Arc<dyn Embedder>,
+    health: Arc<HealthBoard>,
 }
 
 impl Pipeline {
+    /// A pipeline with a fresh health board (every target closed).
     pub fn new(embedder: Arc<dyn Embedder>) -> Self {
-        Self { embedder }
+        Self::with_health(embedder, Arc::new(HealthBoard::new()))
+    }
+
+    pub fn with_health(embedder: Arc<dyn Embedder>, health: Arc<HealthBoard>) -> Self {
+        Self { embedder, health }
     }
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
         &self.embedder
+    }
+
+    /// Where callers' outcome reports go (`POST /feedback`).
+    pub fn health(&self) -> &Arc<HealthBoard> {
+        &self.health
     }
 
     /// Embeds, searches and decides for one request.
@@ -127,7 +150,9 @@ impl Pipeline {
             .neighbours(&embedded.embedding, snapshot.policy.matching.k)?;
         let search_us = elapsed_micros(search_start);
         let decide_start = Instant::now();
-        let routing = decide(&snapshot.policy, &neighbours)?;
+        let mut request = input.context.clone();
+        request.prompt_tokens = whole_prompt_tokens(&embedded, input);
+        let routing = self.route(&snapshot.policy, &neighbours, &request, decide_start)?;
         let decide_us = elapsed_micros(decide_start);
         Ok(Decision {
             decision_id: ulid::Ulid::new().to_string(),
@@ -139,9 +164,12 @@ impl Pipeline {
             fallbacks: routing.fallbacks,
             escalation: routing.escalation,
             reasons: routing.reasons,
+            estimated_input_cost_usd: routing.estimated_input_cost_usd,
+            canary: routing.canary,
+            shadow: routing.shadow,
             neighbours,
             tokens: embedded.tokens,
-            prompt_tokens: embedded.prompt_tokens,
+            prompt_tokens: request.prompt_tokens,
             truncated: embedded.truncated,
             policy_version: snapshot.policy.version.clone(),
             index_version: snapshot.index.version().to_owned(),
@@ -154,4 +182,38 @@ impl Pipeline {
             },
         })
     }
+
+    /// Decides with the current health view; when the decision would be the probe of a
+    /// half-open target, claims it, or decides again with the view that shows it taken.
+    fn route(
+        &self,
+        policy: &Policy,
+        neighbours: &[Neighbour],
+        request: &RequestContext,
+        now: Instant,
+    ) -> Result<Routing, DecideError> {
+        let mut view = self.health.view();
+        let mut routing = decide(policy, neighbours, request, &view, now)?;
+        for _ in 1..PROBE_CLAIM_TRIES {
+            match &routing.probe {
+                Some(target) if !self.health.claim_probe(target, &policy.health, now) => {
+                    view = self.health.view();
+                    routing = decide(policy, neighbours, request, &view, now)?;
+                }
+                Some(_) | None => break,
+            }
+        }
+        Ok(routing)
+    }
+}
+
+/// Tokens of the whole prompt: the routed text's (counted before truncation) plus the rest,
+/// estimated at the routed text's bytes per token.
+fn whole_prompt_tokens(embedded: &Embedded, input: &ClassifyInput) -> usize {
+    let routed_bytes = input.text.len().max(1);
+    let others = (input.other_text_bytes as u128 * embedded.prompt_tokens as u128)
+        .div_ceil(routed_bytes as u128);
+    embedded
+        .prompt_tokens
+        .saturating_add(usize::try_from(others).unwrap_or(usize::MAX))
 }

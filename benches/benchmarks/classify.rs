@@ -31,6 +31,7 @@ fn classify(c: &mut Criterion) {
         let input = ClassifyInput {
             text,
             request_id: None,
+            ..ClassifyInput::default()
         };
         group.bench_function(name, |b| {
             b.iter(|| pipeline.classify(&snapshot, &input).expect("classifies"))

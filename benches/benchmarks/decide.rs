@@ -1,7 +1,14 @@
-//! Vote + thresholds + policy lookup for ten real neighbours.
+//! Vote + thresholds + side rules + health for ten real neighbours: a plain request, and one
+//! that fires rules (free tier, high priority, an image) with an open target in its bucket.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
-use semantic_router::decide::{decide, Policy};
+use semantic_router::decide::{
+    decide, HealthView, Outcome, OutcomeReport, Policy, Priority, RequestContext,
+};
+use semantic_router::health::HealthBoard;
 use semantic_router::types::{ArchetypeId, BucketId, Neighbour};
 
 fn bench_decide(c: &mut Criterion) {
@@ -27,8 +34,37 @@ fn bench_decide(c: &mut Criterion) {
             similarity: 0.8 - i as f32 * 0.02,
         })
         .collect();
+    let now = Instant::now();
+    let plain = RequestContext {
+        prompt_tokens: 60,
+        ..RequestContext::default()
+    };
+    let healthy = HealthView::default();
     c.bench_function("decide (vote + policy)", |b| {
-        b.iter(|| decide(&policy, &neighbours).expect("decides"))
+        b.iter(|| decide(&policy, &neighbours, &plain, &healthy, now).expect("decides"))
+    });
+
+    let busy = RequestContext {
+        prompt_tokens: 900,
+        tenant: Some("acme".into()),
+        tier: Some("free".into()),
+        priority: Priority::High,
+        capabilities: BTreeSet::from(["vision".to_owned()]),
+        routing_key: Some("req-42".into()),
+        ..RequestContext::default()
+    };
+    let board = HealthBoard::new();
+    for _ in 0..policy.health.consecutive_failures_to_open {
+        board.record(
+            "mid-a",
+            &OutcomeReport::new(Outcome::RateLimited),
+            &policy.health,
+            now,
+        );
+    }
+    let degraded = board.view();
+    c.bench_function("decide (rules fire, one target open)", |b| {
+        b.iter(|| decide(&policy, &neighbours, &busy, &degraded, now).expect("decides"))
     });
 }
 

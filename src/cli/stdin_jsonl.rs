@@ -117,6 +117,7 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
                     let input = ClassifyInput {
                         text: t.text,
                         request_id: t.request_id,
+                        ..ClassifyInput::default()
                     };
                     match pipeline.classify(&snapshot, &input) {
                         Ok(decision) => serde_json::to_string(&decision)?,

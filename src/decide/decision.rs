@@ -1,8 +1,12 @@
 //! What the router answers: the [`Decision`] (JSON of `POST /classify`) and its parts.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
-use super::policy::{Escalation, Target};
+use super::canary::CanaryApplied;
+use super::catalogue::Target;
+use super::policy::Escalation;
 use crate::types::{BucketId, Neighbour};
 
 /// The routing outcome of the pure `decide` step, before ids, versions and timings.
@@ -12,11 +16,21 @@ pub struct Routing {
     pub confidence: f32,
     /// True when the semantic match was not trusted and the default bucket was used.
     pub abstained: bool,
-    pub target: Target,
-    pub fallbacks: Vec<Target>,
+    pub target: Arc<Target>,
+    /// At most `MAX_TARGETS - 1`; never the primary.
+    pub fallbacks: Vec<Arc<Target>>,
     pub escalation: Escalation,
     /// Every step that shaped the outcome, in order.
     pub reasons: Vec<String>,
+    /// Prompt tokens × the primary's input list price.
+    pub estimated_input_cost_usd: f64,
+    /// Set when the canary split sent this request to the bucket's canary target.
+    pub canary: Option<CanaryApplied>,
+    /// A target to mirror the request to for evaluation; its answer is never used.
+    pub shadow: Option<Arc<Target>>,
+    /// Set when the primary is half-open and this request would be its one probe: the caller
+    /// claims the probe (`HealthBoard::claim_probe`) or decides again with a fresh view.
+    pub probe: Option<String>,
 }
 
 /// Microseconds spent per stage of one decision.
@@ -38,13 +52,20 @@ pub struct Decision {
     pub bucket: BucketId,
     pub confidence: f32,
     pub abstained: bool,
-    pub target: Target,
-    pub fallbacks: Vec<Target>,
+    pub target: Arc<Target>,
+    pub fallbacks: Vec<Arc<Target>>,
     pub escalation: Escalation,
     pub reasons: Vec<String>,
+    /// Prompt tokens × the primary's input list price, in USD.
+    pub estimated_input_cost_usd: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryApplied>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Arc<Target>>,
     pub neighbours: Vec<Neighbour>,
     /// Tokens the model embedded, and whether the prompt was longer than that.
     pub tokens: usize,
+    /// Tokens of the whole prompt (every turn), as the side rules saw it.
     pub prompt_tokens: usize,
     pub truncated: bool,
     pub policy_version: String,

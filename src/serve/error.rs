@@ -9,6 +9,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::decide::DecideError;
 use crate::embed::EmbedError;
 use crate::pipeline::PipelineError;
 
@@ -53,6 +54,12 @@ pub enum ApiError {
     Overloaded,
     #[error("the router is starting: {0}")]
     NotReady(String),
+    /// No target of the chosen bucket can serve the request (capabilities, size, rules).
+    #[error("{0}")]
+    NoEligibleTarget(String),
+    /// Every eligible target is cooling down and the policy says reject.
+    #[error("{message}")]
+    AllTargetsOpen { message: String, retry_after_s: u64 },
     /// Details go to the log, not to the client.
     #[error("internal error")]
     Internal(String),
@@ -76,7 +83,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady(_) | Self::AllTargetsOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoEligibleTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,6 +109,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Overloaded => "overloaded",
             Self::NotReady(_) => "not_ready",
+            Self::NoEligibleTarget(_) => "no_eligible_target",
+            Self::AllTargetsOpen { .. } => "all_targets_open",
             Self::Internal(_) => "internal",
         }
     }
@@ -124,9 +134,34 @@ impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {
             PipelineError::Embed(EmbedError::EmptyText) => Self::EmptyPrompt,
+            PipelineError::Decide(e @ DecideError::NoEligibleTarget { .. }) => {
+                Self::NoEligibleTarget(e.to_string())
+            }
+            PipelineError::Decide(DecideError::AllTargetsOpen {
+                bucket,
+                targets,
+                retry_after,
+            }) => {
+                // Whole seconds, rounded up: retrying earlier would only find it still open.
+                let retry_after_s = retry_after
+                    .as_secs()
+                    .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+                    .max(1);
+                let e = DecideError::AllTargetsOpen {
+                    bucket,
+                    targets,
+                    retry_after,
+                };
+                Self::AllTargetsOpen {
+                    message: e.to_string(),
+                    retry_after_s,
+                }
+            }
             other @ (PipelineError::Embed(_)
             | PipelineError::Index(_)
-            | PipelineError::Decide(_)) => Self::Internal(other.to_string()),
+            | PipelineError::Decide(DecideError::UnknownBucket(_))) => {
+                Self::Internal(other.to_string())
+            }
         }
     }
 }
@@ -139,16 +174,39 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({"error": {"code": self.code(), "message": self.to_string()}}));
         let mut response = (status, body).into_response();
-        if matches!(self, Self::Unauthorized) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if matches!(self, Self::Overloaded | Self::NotReady(_)) {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        match &self {
+            Self::Overloaded | Self::NotReady(_) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            Self::AllTargetsOpen { retry_after_s, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            Self::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::InvalidJson(_)
+            | Self::UnknownField(_)
+            | Self::InvalidRequest(_)
+            | Self::EmptyPrompt
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType
+            | Self::NotFound(_)
+            | Self::MethodNotAllowed
+            | Self::NoEligibleTarget(_)
+            | Self::Forbidden
+            | Self::AdminDisabled
+            | Self::UnknownBucket(_)
+            | Self::InvalidExample(_)
+            | Self::Conflict(_)
+            | Self::ReloadFailed(_)
+            | Self::Internal(_) => {}
         }
         response
     }
@@ -222,6 +280,19 @@ mod tests {
             (ApiError::Overloaded, 429, "overloaded"),
             (ApiError::NotReady(String::new()), 503, "not_ready"),
             (ApiError::Internal(String::new()), 500, "internal"),
+            (
+                ApiError::NoEligibleTarget(String::new()),
+                422,
+                "no_eligible_target",
+            ),
+            (
+                ApiError::AllTargetsOpen {
+                    message: String::new(),
+                    retry_after_s: 7,
+                },
+                503,
+                "all_targets_open",
+            ),
         ];
         for (error, status, code) in table {
             assert_eq!(error.status().as_u16(), status, "{code}");
@@ -233,6 +304,24 @@ mod tests {
     fn overload_says_when_to_retry() {
         let response = ApiError::Overloaded.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn decide_errors_map_to_their_statuses() {
+        use crate::types::BucketId;
+        let e = ApiError::from(PipelineError::Decide(DecideError::NoEligibleTarget {
+            bucket: BucketId::new("code"),
+            why: "request needs vision; dropped mid-a".into(),
+        }));
+        assert_eq!(e.code(), "no_eligible_target");
+        assert!(e.to_string().contains("vision"), "{e}");
+        let e = ApiError::from(PipelineError::Decide(DecideError::AllTargetsOpen {
+            bucket: BucketId::new("code"),
+            targets: vec!["mid-a".into()],
+            retry_after: std::time::Duration::from_millis(2500),
+        }));
+        assert_eq!(e.status().as_u16(), 503);
+        assert_eq!(e.into_response().headers()[header::RETRY_AFTER], "3");
     }
 
     #[test]

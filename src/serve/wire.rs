@@ -6,16 +6,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+pub use crate::decide::Priority;
+use crate::decide::RequestContext;
 use crate::pipeline::ClassifyInput;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    Low,
-    #[default]
-    Normal,
-    High,
-}
+/// Message part types that carry an image: OpenAI chat (`image_url`), OpenAI responses
+/// (`input_image`) and Anthropic (`image`). Any of them makes the request need `vision`.
+const IMAGE_PARTS: [&str; 3] = ["image_url", "input_image", "image"];
+const VISION: &str = "vision";
 
 /// `POST /classify`: a `prompt`, or OpenAI-style `messages` (the last user turn is routed).
 #[derive(Debug, Clone, Deserialize)]
@@ -104,11 +102,57 @@ impl ClassifyRequest {
         Ok(text)
     }
 
+    /// Whether any message has an image part.
+    fn has_image(&self) -> bool {
+        self.messages.iter().flatten().any(|m| match &m.content {
+            Some(Content::Parts(parts)) => {
+                parts.iter().any(|p| IMAGE_PARTS.contains(&p.kind.as_str()))
+            }
+            Some(Content::Text(_)) | None => false,
+        })
+    }
+
+    /// Bytes of message text other than the routed turn (whose text is `routed` bytes).
+    fn other_text_bytes(&self, routed: usize) -> usize {
+        let all: usize = self
+            .messages
+            .iter()
+            .flatten()
+            .map(|m| match &m.content {
+                None => 0,
+                Some(Content::Text(text)) => text.len(),
+                Some(Content::Parts(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.text.as_deref())
+                    .map(str::len)
+                    .sum(),
+            })
+            .sum();
+        all.saturating_sub(routed)
+    }
+
     pub fn into_input(self) -> Result<ClassifyInput, ApiError> {
         let text = self.routed_text()?;
+        let other_text_bytes = self.other_text_bytes(text.len());
+        let mut capabilities: std::collections::BTreeSet<String> =
+            self.capabilities.iter().flatten().cloned().collect();
+        if self.has_image() {
+            capabilities.insert(VISION.to_owned());
+        }
+        let routing_key = self.request_id.clone().or_else(|| self.tenant.clone());
         Ok(ClassifyInput {
             text,
             request_id: self.request_id,
+            context: RequestContext {
+                prompt_tokens: 0,
+                tenant: self.tenant,
+                tier: self.tier,
+                priority: self.priority.unwrap_or_default(),
+                capabilities,
+                metadata: self.metadata.unwrap_or_default(),
+                routing_key,
+            },
+            other_text_bytes,
         })
     }
 }
@@ -152,6 +196,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.routed_text().unwrap(), "sum\nthese");
+        let input = r.into_input().unwrap();
+        assert!(input.context.capabilities.contains("vision"));
+        // "be brief" + "first" + "ok" + "sum" + "these" minus the routed "sum\nthese"
+        assert_eq!(input.other_text_bytes, 8 + 5 + 2 + 3 + 5 - 9);
+    }
+
+    #[test]
+    fn context_fields_reach_the_input() {
+        let r = parse(
+            r#"{"prompt": "hi", "tenant": "acme", "tier": "free", "priority": "high",
+                "capabilities": ["json_mode"], "metadata": {"region": "eu"}}"#,
+        )
+        .unwrap();
+        let input = r.into_input().unwrap();
+        let c = &input.context;
+        assert_eq!(c.tier.as_deref(), Some("free"));
+        assert_eq!(c.priority, Priority::High);
+        assert!(c.capabilities.contains("json_mode") && !c.capabilities.contains("vision"));
+        assert_eq!(c.metadata["region"], "eu");
+        assert_eq!(
+            c.routing_key.as_deref(),
+            Some("acme"),
+            "tenant when no request id"
+        );
+        let with_id = parse(r#"{"prompt": "hi", "tenant": "acme", "request_id": "r1"}"#).unwrap();
+        assert_eq!(
+            with_id.into_input().unwrap().context.routing_key.as_deref(),
+            Some("r1")
+        );
     }
 
     #[test]

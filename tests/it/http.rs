@@ -62,8 +62,14 @@ async fn classify_returns_a_complete_decision() {
     assert_eq!(d["bucket"], "code");
     assert_eq!(d["abstained"], false);
     assert_eq!(d["request_id"], "r-1");
-    assert_eq!(d["target"]["name"], "mid-a");
+    // priority "high" fires the shipped high-priority-fastest rule: mid-b ranks fastest in code.
+    assert_eq!(d["target"]["name"], "mid-b");
     assert!(d["target"]["model"].as_str().unwrap().contains("2025"));
+    assert!(d["reasons"].as_array().unwrap().iter().any(|r| r
+        .as_str()
+        .unwrap()
+        .starts_with("rule high-priority-fastest:")));
+    assert!(d["estimated_input_cost_usd"].as_f64().unwrap() > 0.0);
     let fallbacks = d["fallbacks"].as_array().unwrap();
     assert!(fallbacks.len() <= 2 && !fallbacks.contains(&d["target"]));
     assert!(d["escalation"]["on"]

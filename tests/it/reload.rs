@@ -17,6 +17,7 @@ fn classify_versions(core: &semantic_router::serve::Core) -> (String, String) {
             &ClassifyInput {
                 text: "write a limerick about a cat".into(),
                 request_id: None,
+                ..ClassifyInput::default()
             },
         )
         .unwrap();

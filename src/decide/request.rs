@@ -1,0 +1,46 @@
+//! What `decide` knows about the request besides its neighbours: size, who asks, how urgent,
+//! what the answer needs. Built by the edges (HTTP wire types, CLI) and the pipeline, which
+//! fills in the token count; `decide` only reads it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// How urgent the caller says the request is.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+        }
+    }
+}
+
+/// The request as the rules see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestContext {
+    /// Tokens of the whole prompt (every turn), before any truncation for embedding.
+    pub prompt_tokens: usize,
+    pub tenant: Option<String>,
+    /// The tenant's plan (`free`, `pro`...), as the caller states it.
+    pub tier: Option<String>,
+    pub priority: Priority,
+    /// Capabilities the answer needs (`vision` when a message has an image part). Targets
+    /// lacking any of them are never chosen.
+    pub capabilities: BTreeSet<String>,
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// What the canary share is hashed on (the request id, else the tenant); none → no canary.
+    pub routing_key: Option<String>,
+}
