@@ -48,6 +48,8 @@ pub enum ApiError {
     InvalidExample(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    UnknownTarget(String),
     #[error("reload refused, the last good state keeps serving: {0}")]
     ReloadFailed(String),
     #[error("the router is at its limit of concurrent requests; retry shortly")]
@@ -81,6 +83,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::UnknownTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady(_) | Self::AllTargetsOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +108,7 @@ impl ApiError {
             Self::UnknownBucket(_) => "unknown_bucket",
             Self::InvalidExample(_) => "invalid_example",
             Self::Conflict(_) => "conflict",
+            Self::UnknownTarget(_) => "unknown_target",
             Self::ReloadFailed(_) => "reload_failed",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Overloaded => "overloaded",
@@ -205,6 +209,7 @@ impl IntoResponse for ApiError {
             | Self::UnknownBucket(_)
             | Self::InvalidExample(_)
             | Self::Conflict(_)
+            | Self::UnknownTarget(_)
             | Self::ReloadFailed(_)
             | Self::Internal(_) => {}
         }
@@ -275,6 +280,11 @@ mod tests {
                 "invalid_example",
             ),
             (ApiError::Conflict(String::new()), 409, "conflict"),
+            (
+                ApiError::UnknownTarget(String::new()),
+                422,
+                "unknown_target",
+            ),
             (ApiError::ReloadFailed(String::new()), 422, "reload_failed"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::Overloaded, 429, "overloaded"),

@@ -241,3 +241,58 @@ pub async fn not_found(uri: Uri) -> ApiError {
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
+
+/// `POST /feedback`: an outcome a caller saw from a target, fed to that target's breaker.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    pub target: String,
+    pub outcome: crate::decide::Outcome,
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    #[serde(default)]
+    pub retry_after_s: Option<u64>,
+    #[serde(default)]
+    pub decision_id: Option<String>,
+}
+
+pub async fn feedback(
+    State(state): State<AppState>,
+    ApiJson(feedback): ApiJson<Feedback>,
+) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let snapshot = core.live.snapshot();
+    if snapshot.policy.target(&feedback.target).is_none() {
+        let known: Vec<&str> = snapshot.policy.targets.keys().map(String::as_str).collect();
+        return Err(ApiError::UnknownTarget(format!(
+            "unknown target `{}` (targets: {})",
+            feedback.target,
+            known.join(", ")
+        )));
+    }
+    let report = crate::decide::OutcomeReport {
+        outcome: feedback.outcome,
+        latency_ms: feedback.latency_ms,
+        retry_after_s: feedback.retry_after_s,
+    };
+    // A short critical section on the board's mutex; the hot path never takes it.
+    let transition = core.pipeline.health().record(
+        &feedback.target,
+        &report,
+        &snapshot.policy.health,
+        std::time::Instant::now(),
+    );
+    if transition.from != transition.to {
+        tracing::warn!(target = %feedback.target, from = ?transition.from, to = ?transition.to, decision_id = feedback.decision_id.as_deref().unwrap_or(""), "breaker changed state");
+    }
+    Ok(Json(
+        json!({"target": feedback.target, "state": transition.to}),
+    ))
+}
+
+/// `GET /health/targets`: every breaker's state and window.
+pub async fn target_health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let report = core.pipeline.health().report(std::time::Instant::now());
+    Ok(Json(json!({"targets": report})))
+}

@@ -7,6 +7,7 @@
 )]
 
 mod accuracy;
+mod admin;
 mod binary;
 mod common;
 mod embed_reference;

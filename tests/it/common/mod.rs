@@ -50,6 +50,11 @@ pub fn model_source() -> ModelSource {
 /// The real embedder, loaded once for the whole test binary (a test-only cache: the library
 /// itself holds no globals). Resolving may fetch the model, exactly as `router serve` would.
 pub fn embedder() -> Arc<BertEmbedder> {
+    // Library logs (errors behind a 500, reload outcomes) show with `--nocapture`.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
     static EMBEDDER: OnceLock<Arc<BertEmbedder>> = OnceLock::new();
     EMBEDDER
         .get_or_init(|| {
@@ -110,8 +115,13 @@ pub fn core() -> Core {
 }
 
 pub fn core_in(data_dir: &Path) -> Core {
+    core_with_policy(data_dir, &policy_path())
+}
+
+/// A ready core reading its policy from `policy` (so a test can edit and reload it).
+pub fn core_with_policy(data_dir: &Path, policy: &Path) -> Core {
     let paths = StatePaths {
-        policy: policy_path(),
+        policy: policy.to_owned(),
         archetypes: archetypes_dir(),
         data_dir: data_dir.to_owned(),
         index: None,
