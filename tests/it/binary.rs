@@ -24,6 +24,19 @@ fn router() -> Command {
 
 /// A minimal HTTP/1.1 exchange (Connection: close), enough for a smoke test of the real socket.
 fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    http_as(addr, method, path, body, None)
+}
+
+fn http_as(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -31,7 +44,7 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value
     let body = body.unwrap_or("");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -40,6 +53,150 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value
     let (head, payload) = response.split_once("\r\n\r\n").unwrap();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+/// Starts `router serve` on port 0 with extra arguments; returns the process and its address.
+fn start(
+    args: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+) -> (KillOnDrop, String, std::sync::mpsc::Receiver<String>) {
+    let mut command = router();
+    command
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = KillOnDrop(command.spawn().unwrap());
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // Forwards the child's log lines; ends when the child closes stderr.
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the router logs its address");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while http(&addr, "GET", "/ready", None).0 != 200 {
+        assert!(Instant::now() < deadline, "not ready in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, addr, rx)
+}
+
+/// Polls `/ready` until `field` equals `want`; returns how long it took.
+fn wait_ready_field(addr: &str, field: &str, want: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (_, ready) = http(addr, "GET", "/ready", None);
+        if ready[field] == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{field} never became {want}: {ready}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let shipped = std::fs::read_to_string(common::policy_path()).unwrap();
+    std::fs::write(&policy, &shipped).unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        std::ffi::OsStr::new("--policy"),
+        policy.as_os_str(),
+        std::ffi::OsStr::new("--data-dir"),
+        data.as_os_str(),
+    ];
+    let envs = [("ROUTER_ADMIN_TOKEN", "t0ken")];
+
+    let (mut first, addr, _) = start(&args, &envs);
+    let example = json!({"examples": [{"text": "Pull every invoice number and due date out of the vendor email below", "bucket": "extraction", "id": "durable-1"}]});
+    let (status, ack) = http_as(
+        &addr,
+        "POST",
+        "/archetypes",
+        Some(&example.to_string()),
+        Some("t0ken"),
+    );
+    assert_eq!(status, 202, "{ack}");
+    let version = ack["index_version"].as_str().unwrap().to_owned();
+    first.0.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    first.0.wait().unwrap();
+
+    let (_second, addr, _) = start(&args, &envs);
+    let (_, page) = http_as(
+        &addr,
+        "GET",
+        "/archetypes?bucket=extraction&limit=1000",
+        None,
+        Some("t0ken"),
+    );
+    assert!(
+        page["archetypes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == "durable-1"),
+        "{page}"
+    );
+    let (_, ready) = http(&addr, "GET", "/ready", None);
+    assert_eq!(
+        ready["index_version"],
+        version.as_str(),
+        "the restarted index contains the acknowledged example"
+    );
+
+    // A good edit is picked up by the file watcher; a broken one changes nothing.
+    std::fs::write(
+        &policy,
+        shipped.replace(
+            "policy_version = \"2026-11-22.1\"",
+            "policy_version = \"2026-11-22.7\"",
+        ),
+    )
+    .unwrap();
+    let took = wait_ready_field(&addr, "policy_version", "2026-11-22.7");
+    eprintln!("policy edit served after {took:?}");
+    std::fs::write(&policy, "schema_version = 1\npolicy_version = ").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (_, ready) = loop {
+        let r = http(&addr, "GET", "/ready", None);
+        if !r.1["last_reload_error"].is_null() {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken policy was never reported: {}",
+            r.1
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ready["policy_version"], "2026-11-22.7", "{ready}");
+    let (status, d) = http(
+        &addr,
+        "POST",
+        "/classify",
+        Some(&json!({"prompt": "hello!"}).to_string()),
+    );
+    assert_eq!(
+        (status, d["policy_version"].as_str()),
+        (200, Some("2026-11-22.7"))
+    );
 }
 
 /// Kills the server if the test fails before it shuts it down, so no process outlives the test.
