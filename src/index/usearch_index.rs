@@ -29,6 +29,12 @@ impl Default for HnswParams {
     }
 }
 
+/// Search contexts usearch keeps. It hands one to each concurrent search and fails a search
+/// that finds none free, so this bounds how many threads may search at once; the service's
+/// admission limit (default 32 in flight) stays well below it. Each context costs a bitset of
+/// the index size, so 256 contexts of a 100k-vector index take about 3 MB.
+const SEARCH_CONTEXTS: usize = 256;
+
 pub struct UsearchIndex {
     inner: Index,
     dims: usize,
@@ -57,7 +63,9 @@ impl UsearchIndex {
         entries: &[(u64, &Embedding)],
     ) -> Result<Self, IndexError> {
         let inner = Index::new(&options(dims, params)).map_err(usearch_err)?;
-        inner.reserve(entries.len().max(1)).map_err(usearch_err)?;
+        inner
+            .reserve_capacity_and_threads(entries.len().max(1), SEARCH_CONTEXTS)
+            .map_err(usearch_err)?;
         for (key, embedding) in entries {
             if embedding.dims() != dims {
                 return Err(IndexError::Dimensions {
@@ -83,6 +91,9 @@ impl UsearchIndex {
         }
         // The search breadth is a query-time setting; the file may carry another.
         inner.change_expansion_search(params.expansion_search);
+        inner
+            .reserve_capacity_and_threads(inner.size().max(1), SEARCH_CONTEXTS)
+            .map_err(usearch_err)?;
         Ok(Self { inner, dims })
     }
 
@@ -137,6 +148,42 @@ mod tests {
 
     fn unit(v: &[f32]) -> Embedding {
         Embedding::normalized(v.to_vec())
+    }
+
+    #[test]
+    fn many_threads_can_search_at_once() {
+        let vectors: Vec<Embedding> = (0..200)
+            .map(|i| unit(&[1.0, i as f32, (i % 7) as f32]))
+            .collect();
+        let entries: Vec<(u64, &Embedding)> = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.usearch");
+        UsearchIndex::build(3, HnswParams::default(), &entries)
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let loaded = UsearchIndex::load(&path, 3, HnswParams::default()).unwrap();
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for t in 0..64 {
+                let (loaded, failures) = (&loaded, &failures);
+                s.spawn(move || {
+                    for i in 0..50 {
+                        if loaded
+                            .search(&unit(&[1.0, (t * i) as f32, 1.0]), 10)
+                            .is_err()
+                        {
+                            failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(failures.into_inner(), 0);
     }
 
     #[test]
