@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 
+use super::device_encoder::DeviceEncoder;
 use super::encoder::{masked_mean, plain_mean, BertConfig, BertEncoder};
 use super::model_files::{ModelFiles, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::{EmbedError, Embedded, Embedder};
@@ -24,8 +25,41 @@ const TOKENIZE_WINDOW_BYTES: usize = 16 * 1024;
 /// (batch × heads × len² floats) so long texts go through in smaller groups.
 const MAX_BATCH_TOKENS: usize = 4096;
 
+/// Which forward pass runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Packed AVX-512/AVX2 kernels on host buffers: the CPU path.
+    Packed,
+    /// candle tensor ops on the model's device: the GPU path (also runs on the CPU).
+    Tensor,
+}
+
+impl Backend {
+    /// The fast path for a device.
+    pub fn for_device(device: &Device) -> Self {
+        match device {
+            Device::Cpu => Self::Packed,
+            Device::Cuda(_) | Device::Metal(_) => Self::Tensor,
+        }
+    }
+}
+
+enum Forward {
+    Packed(BertEncoder),
+    Tensor(DeviceEncoder),
+}
+
+impl Forward {
+    fn run(&self, ids: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Packed(encoder) => encoder.forward(ids, mask),
+            Self::Tensor(encoder) => encoder.forward(ids, mask),
+        }
+    }
+}
+
 pub struct BertEmbedder {
-    model: BertEncoder,
+    model: Forward,
     tokenizer: Tokenizer,
     device: Device,
     max_seq_length: usize,
@@ -43,8 +77,18 @@ struct Tokenized {
 }
 
 impl BertEmbedder {
-    /// Loads verified model files onto `device`.
+    /// Loads verified model files onto `device`, with the fast forward pass for it.
     pub fn load(files: &ModelFiles, device: Device) -> Result<Self, EmbedError> {
+        let backend = Backend::for_device(&device);
+        Self::load_with(files, device, backend)
+    }
+
+    /// Loads with an explicit forward pass (tests compare the two on the CPU).
+    pub fn load_with(
+        files: &ModelFiles,
+        device: Device,
+        backend: Backend,
+    ) -> Result<Self, EmbedError> {
         let config_path = files.path(CONFIG_FILE);
         let config_err = |message: String| EmbedError::Config {
             path: config_path.display().to_string(),
@@ -79,7 +123,10 @@ impl BertEmbedder {
             }
         })?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
-        let model = BertEncoder::load(vb, &config)?;
+        let model = match backend {
+            Backend::Packed => Forward::Packed(BertEncoder::load(vb, &config)?),
+            Backend::Tensor => Forward::Tensor(DeviceEncoder::load(vb, &config)?),
+        };
         let max_seq_length = files
             .manifest
             .max_seq_length
@@ -151,7 +198,7 @@ impl BertEmbedder {
         if batch.iter().all(|ids| ids.len() == longest) {
             // No padding (always so for a single text): no mask, plain mean.
             let input = Tensor::from_vec(batch.concat(), shape, &self.device)?;
-            let hidden = self.model.forward(&input, None)?;
+            let hidden = self.model.run(&input, None)?;
             return Ok(plain_mean(&hidden)?.to_vec2::<f32>()?);
         }
         let mut input = Vec::with_capacity(batch.len() * longest);
@@ -164,7 +211,7 @@ impl BertEmbedder {
         }
         let input = Tensor::from_vec(input, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let hidden = self.model.forward(&input, Some(&mask))?;
+        let hidden = self.model.run(&input, Some(&mask))?;
         // Mean over real tokens only: padded positions would pull every vector toward padding.
         Ok(masked_mean(&hidden, &mask)?.to_vec2::<f32>()?)
     }

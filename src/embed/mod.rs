@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod device;
+pub mod device_encoder;
 pub mod encoder;
 pub mod kernel;
 pub mod model_files;

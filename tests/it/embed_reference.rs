@@ -102,3 +102,31 @@ fn empty_text_is_an_error() {
     let embedder = common::embedder();
     assert!(embedder.embed("   ").is_err());
 }
+
+#[test]
+fn the_gpu_forward_pass_matches_the_reference_on_the_cpu() {
+    use semantic_router::embed::bert::{Backend, BertEmbedder};
+    use semantic_router::embed::model_files::{resolve, ModelManifest};
+    let Some(refs) = references() else {
+        eprintln!("SKIPPED: ../shared/fixtures is absent");
+        return;
+    };
+    // The candle-ops forward is what runs on cuda/metal; the same code on the CPU must agree
+    // with sentence-transformers and with the packed CPU path.
+    let files = resolve(&ModelManifest::default_manifest(), &common::model_source()).unwrap();
+    let tensor =
+        BertEmbedder::load_with(&files, candle_core::Device::Cpu, Backend::Tensor).unwrap();
+    let packed = common::embedder();
+    let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
+    let batch = tensor.embed_batch(&texts).unwrap();
+    for (r, b) in refs.iter().zip(&batch) {
+        assert!(b.embedding.cosine(&r.embedding) >= 0.9999, "{:?}", r.text);
+        let single = tensor.embed(&r.text).unwrap();
+        assert!(
+            single
+                .embedding
+                .cosine(&packed.embed(&r.text).unwrap().embedding)
+                >= 0.99999
+        );
+    }
+}
