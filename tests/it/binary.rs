@@ -122,7 +122,10 @@ fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
         std::ffi::OsStr::new("--data-dir"),
         data.as_os_str(),
     ];
-    let envs = [("ROUTER_ADMIN_TOKEN", "t0ken")];
+    let envs = [
+        ("ROUTER_ADMIN_TOKEN", "t0ken"),
+        ("ROUTER_MAX_IN_FLIGHT", "256"),
+    ];
 
     let (mut first, addr, _) = start(&args, &envs);
     let example = json!({"examples": [{"text": "Pull every invoice number and due date out of the vendor email below", "bucket": "extraction", "id": "durable-1"}]});
@@ -160,6 +163,54 @@ fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
         version.as_str(),
         "the restarted index contains the acknowledged example"
     );
+
+    // Admin calls need the token, on the real socket too.
+    let (status, body) = http(&addr, "POST", "/admin/rebuild", None);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, body) = http_as(&addr, "POST", "/admin/rebuild", None, Some("wrong"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+
+    // 200 concurrent /classify calls during a rebuild all succeed, on the old or new index.
+    let old = version.clone();
+    let more: Vec<Value> = (0..30).map(|i| json!({"text": format!("Sort support ticket {i} about a late delivery into shipping, billing or product"), "bucket": "classification"})).collect();
+    let (status, ack) = http_as(
+        &addr,
+        "POST",
+        "/archetypes",
+        Some(&json!({"examples": more}).to_string()),
+        Some("t0ken"),
+    );
+    assert_eq!(status, 202, "{ack}");
+    let new = ack["index_version"].as_str().unwrap().to_owned();
+    let versions: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..200)
+            .map(|i| {
+                let addr = &addr;
+                s.spawn(move || {
+                    let (status, d) = http(
+                        addr,
+                        "POST",
+                        "/classify",
+                        Some(&json!({"prompt": format!("quick question number {i}")}).to_string()),
+                    );
+                    assert_eq!(status, 200, "{d}");
+                    d["index_version"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        versions.iter().all(|v| *v == old || *v == new),
+        "{versions:?}"
+    );
+    wait_ready_field(&addr, "index_version", &new);
 
     // A good edit is picked up by the file watcher; a broken one changes nothing.
     std::fs::write(
