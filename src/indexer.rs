@@ -103,6 +103,7 @@ pub fn rebuild_index(
         .collect();
     Ok(LoadedIndex::build(
         &entries,
+        embedder.dims(),
         embedder.fingerprint().clone(),
         examples.content_sha256(),
         hnsw,

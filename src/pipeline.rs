@@ -51,6 +51,16 @@ impl Snapshot {
         index: Arc<LoadedIndex>,
         model_dims: usize,
     ) -> Result<Self, SnapshotError> {
+        Self::check(&policy, &index, model_dims)?;
+        Ok(Self { policy, index })
+    }
+
+    /// Whether `policy` and `index` can serve together, without building the snapshot.
+    pub fn check(
+        policy: &Policy,
+        index: &LoadedIndex,
+        model_dims: usize,
+    ) -> Result<(), SnapshotError> {
         if !index.is_empty() && index.dims() != model_dims {
             return Err(SnapshotError::Dimensions {
                 index: index.dims(),
@@ -67,7 +77,7 @@ impl Snapshot {
         if !unknown.is_empty() {
             return Err(SnapshotError::UnknownBuckets(unknown.join(", ")));
         }
-        Ok(Self { policy, index })
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@
 //! shipped files with the journal replayed over them, in order.
 
 use std::collections::BTreeSet;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -214,9 +214,9 @@ impl ArchetypeStore {
             path: self.journal_path.display().to_string(),
             source,
         };
-        if let Some(dir) = self.journal_path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
+        let dir = self.journal_path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let created = !self.journal_path.exists();
         let mut text = String::new();
         for entry in entries {
             text.push_str(
@@ -229,9 +229,20 @@ impl ArchetypeStore {
             .append(true)
             .open(&self.journal_path)
             .map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
+        let before = file.metadata().map_err(io)?.len();
         // Durable before acknowledged: the caller answers only after this returns.
-        file.sync_all().map_err(io)?;
+        let written = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            // Leave no partial line for the next append to glue onto.
+            let _ = file.set_len(before).and_then(|()| file.sync_all());
+            return Err(io(e));
+        }
+        if created {
+            // A new file's directory entry must be durable too.
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
         Ok(())
     }
 }
@@ -254,8 +265,18 @@ fn load(shipped_dir: &Path, journal_path: &Path) -> Result<ExampleSet, StoreErro
         let entry: JournalEntry = match serde_json::from_str(line) {
             Ok(entry) => entry,
             // A torn last line is a write that crashed before its fsync: never acknowledged.
+            // Cut it off, so the next append does not glue a good entry onto it.
             Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {
-                tracing::warn!(path, line = i + 1, "ignoring a torn last journal line");
+                tracing::warn!(path, line = i + 1, "dropping a torn last journal line");
+                let keep = text.rfind('\n').map_or(0, |n| n + 1) as u64;
+                OpenOptions::new()
+                    .write(true)
+                    .open(journal_path)
+                    .and_then(|f| f.set_len(keep).and_then(|()| f.sync_all()))
+                    .map_err(|source| StoreError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
                 break;
             }
             Err(e) => {
@@ -392,12 +413,18 @@ mod tests {
             format!("{good}\n{{\"op\": \"add\", \"id\": \"c3\", \"buc"),
         )
         .unwrap();
+        let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
+        assert_eq!(store.examples().len(), 2);
+        // The torn tail is cut off, so a later append stays readable.
+        store
+            .add(&[new("good evening", "chat")], &buckets())
+            .unwrap();
         assert_eq!(
             ArchetypeStore::open(&shipped, &data)
                 .unwrap()
                 .examples()
                 .len(),
-            2
+            3
         );
         std::fs::write(data.join(JOURNAL_FILE), format!("garbage\n{good}\n")).unwrap();
         let err = ArchetypeStore::open(&shipped, &data).err().unwrap();

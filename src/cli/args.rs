@@ -102,7 +102,11 @@ impl ServeArgs {
             index: self.state.index,
             model: self.model.settings(),
             limits: Limits {
-                max_in_flight: self.max_in_flight.max(1),
+                // Each request in flight may search the index at once; usearch has a fixed
+                // number of search contexts.
+                max_in_flight: self
+                    .max_in_flight
+                    .clamp(1, crate::index::usearch_index::SEARCH_CONTEXTS),
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),
             },

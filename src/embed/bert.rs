@@ -21,6 +21,13 @@ use crate::types::{elapsed_micros, Embedding, ModelFingerprint};
 /// under this, so a 1 MB prompt costs a few microseconds of tokenizing, not hundreds of ms.
 const TOKENIZE_WINDOW_BYTES: usize = 16 * 1024;
 
+/// Tokens a window must hold beyond the model's maximum before the rest of the prompt is
+/// ignored: the window's last word may be cut, and must stay out of the model's tokens.
+const WINDOW_MARGIN_TOKENS: usize = 16;
+
+/// How far back from the window's end to look for whitespace to cut at.
+const WINDOW_CUT_SEARCH_BYTES: usize = 256;
+
 /// Most padded tokens in one forward pass of a batch: bounds the attention scores' memory
 /// (batch × heads × len² floats) so long texts go through in smaller groups.
 const MAX_BATCH_TOKENS: usize = 4096;
@@ -157,19 +164,25 @@ impl BertEmbedder {
         if text.trim().is_empty() {
             return Err(EmbedError::EmptyText);
         }
-        let window = window_prefix(text, TOKENIZE_WINDOW_BYTES);
-        let mut tokenized = self.tokenize_exact(window)?;
-        if window.len() < text.len() {
-            if tokenized.ids.len() >= self.max_seq_length {
-                // The window already fills the model; the rest only changes the count.
+        let mut window_bytes = TOKENIZE_WINDOW_BYTES;
+        loop {
+            let window = window_prefix(text, window_bytes);
+            let mut tokenized = self.tokenize_exact(window)?;
+            if window.len() == text.len() {
+                return Ok(tokenized);
+            }
+            // The window fills the model with a margin (its last word may be cut): the rest
+            // of the prompt only changes the count, which is extrapolated.
+            if tokenized.prompt_tokens >= self.max_seq_length + WINDOW_MARGIN_TOKENS {
                 let scale = text.len() as f64 / window.len() as f64;
                 tokenized.prompt_tokens = (tokenized.prompt_tokens as f64 * scale).ceil() as usize;
                 tokenized.truncated = true;
-            } else {
-                tokenized = self.tokenize_exact(text)?;
+                return Ok(tokenized);
             }
+            // Few tokens per byte (long unbroken runs): a wider window, never the whole text
+            // at once.
+            window_bytes = window_bytes.saturating_mul(4);
         }
-        Ok(tokenized)
     }
 
     fn tokenize_exact(&self, text: &str) -> Result<Tokenized, EmbedError> {
@@ -290,13 +303,19 @@ fn window_prefix(text: &str, max_bytes: usize) -> &str {
     if text.len() <= max_bytes {
         return text;
     }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    match text[..end].rfind(char::is_whitespace) {
-        Some(cut) if cut > 0 => &text[..cut],
-        _ => text,
+    let boundary_at_or_before = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let end = boundary_at_or_before(max_bytes);
+    // Prefer whitespace near the end of the window; without any, cut mid-word (the caller's
+    // token margin keeps a split word out of what the model sees).
+    let search_from = boundary_at_or_before(end.saturating_sub(WINDOW_CUT_SEARCH_BYTES));
+    match text[search_from..end].rfind(char::is_whitespace) {
+        Some(i) if search_from + i > 0 => &text[..search_from + i],
+        _ => &text[..end],
     }
 }
 
@@ -309,6 +328,12 @@ mod tests {
         assert_eq!(window_prefix("short", 10), "short");
         assert_eq!(window_prefix("aaa bbb ccc", 9), "aaa bbb");
         assert_eq!(window_prefix("ééééé ééééé", 12), "ééééé");
-        assert_eq!(window_prefix("nowhitespaceatall", 5), "nowhitespaceatall");
+        assert_eq!(window_prefix("nowhitespaceatall", 5), "nowhi");
+        let long_word = format!("x {}", "y".repeat(1000));
+        assert_eq!(
+            window_prefix(&long_word, 600).len(),
+            600,
+            "a lone early space is not a cut point"
+        );
     }
 }

@@ -89,13 +89,14 @@ pub struct LoadedIndex {
 
 impl LoadedIndex {
     /// Builds an in-memory index (not yet saved) from embedded examples.
+    /// `dims` is the model's: an index with no entries still knows the size of its queries.
     pub fn build(
         entries: &[IndexEntry],
+        dims: usize,
         model: ModelFingerprint,
         examples_sha256: String,
         hnsw: HnswParams,
     ) -> Result<Self, IndexError> {
-        let dims = entries.first().map_or(0, |e| e.embedding.dims());
         let keyed: Vec<(u64, &Embedding)> = entries
             .iter()
             .enumerate()
@@ -160,6 +161,10 @@ impl LoadedIndex {
 
     /// The `k` nearest archetypes, most similar first.
     pub fn neighbours(&self, query: &Embedding, k: usize) -> Result<Vec<Neighbour>, IndexError> {
+        if self.is_empty() {
+            // Every archetype deleted: nothing votes, and `decide` routes to the default bucket.
+            return Ok(Vec::new());
+        }
         let hits = self.search.search(query, k)?;
         Ok(hits
             .into_iter()
@@ -341,6 +346,7 @@ mod tests {
             .collect();
         LoadedIndex::build(
             &entries,
+            3,
             fingerprint("aa"),
             "ex".into(),
             HnswParams::default(),
@@ -365,6 +371,24 @@ mod tests {
         // Saving again over an existing bundle replaces it.
         index.save(&bundle).unwrap();
         assert!(LoadedIndex::load(&bundle, &fingerprint("aa")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_index_has_no_neighbours_and_survives_a_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = LoadedIndex::build(
+            &[],
+            3,
+            fingerprint("aa"),
+            "none".into(),
+            HnswParams::default(),
+        )
+        .unwrap();
+        let q = Embedding::normalized(vec![1.0, 0.0, 0.0]);
+        assert!(index.neighbours(&q, 5).unwrap().is_empty());
+        index.save(&dir.path().join("index")).unwrap();
+        let loaded = LoadedIndex::load(&dir.path().join("index"), &fingerprint("aa")).unwrap();
+        assert!(loaded.neighbours(&q, 5).unwrap().is_empty());
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Default for HnswParams {
 /// that finds none free, so this bounds how many threads may search at once; the service's
 /// admission limit (default 32 in flight) stays well below it. Each context costs a bitset of
 /// the index size, so 256 contexts of a 100k-vector index take about 3 MB.
-const SEARCH_CONTEXTS: usize = 256;
+pub const SEARCH_CONTEXTS: usize = 256;
 
 pub struct UsearchIndex {
     inner: Index,

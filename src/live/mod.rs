@@ -82,6 +82,15 @@ impl LiveState {
         }
     }
 
+    /// Whether `index` could be swapped in with the current policy (nothing changes).
+    pub fn check_index(&self, index: &LoadedIndex) -> Result<(), ReloadError> {
+        Ok(Snapshot::check(
+            &self.snapshot().policy,
+            index,
+            self.model_dims,
+        )?)
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.lock_error().clone()
     }

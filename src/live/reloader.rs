@@ -5,7 +5,7 @@
 //! its candidate off the async threads, validates it against the other half of the snapshot
 //! and swaps it in with one store; when anything fails the last good snapshot keeps serving.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -116,49 +116,65 @@ impl Reloader {
         ReloadHandle { tx, status }
     }
 
-    /// One run over a coalesced set of kinds. Blocking: embeds, writes files.
-    fn apply(&self, kinds: &BTreeSet<ReloadKind>) -> Result<String, String> {
-        let mut done = Vec::new();
-        let mut rebuild = false;
-        for kind in kinds {
-            match kind {
-                ReloadKind::Policy => {
-                    let versions = self
-                        .live
-                        .reload_policy(&self.policy_path)
-                        .map_err(|e| e.to_string())?;
-                    done.push(format!("policy → {versions}"));
+    /// One run over a coalesced set of kinds; each kind gets its own outcome, so a broken
+    /// policy never swallows a rebuild that archetype changes queued. Blocking: embeds, writes.
+    fn apply(&self, kinds: &BTreeSet<ReloadKind>) -> BTreeMap<ReloadKind, Result<String, String>> {
+        let mut results = BTreeMap::new();
+        let mut rebuild = kinds.contains(&ReloadKind::Rebuild);
+        if kinds.contains(&ReloadKind::Policy) {
+            let outcome = self
+                .live
+                .reload_policy(&self.policy_path)
+                .map(|versions| format!("policy → {versions}"))
+                .map_err(|e| e.to_string());
+            results.insert(ReloadKind::Policy, outcome);
+        }
+        if kinds.contains(&ReloadKind::Archetypes) {
+            match lock(&self.store).reload() {
+                Ok(()) => rebuild = true,
+                Err(e) => {
+                    results.insert(ReloadKind::Archetypes, Err(e.to_string()));
                 }
-                ReloadKind::Archetypes => {
-                    lock(&self.store).reload().map_err(|e| e.to_string())?;
-                    rebuild = true;
-                }
-                ReloadKind::Rebuild => rebuild = true,
             }
         }
         if rebuild {
-            let examples = lock(&self.store).examples().clone();
-            let previous = self.live.snapshot();
-            if previous.index.manifest().examples_sha256 == examples.content_sha256() {
-                done.push(format!("index unchanged ({})", previous.index.version()));
-            } else {
-                let mut index = rebuild_index(
-                    &examples,
-                    self.embedder.as_ref(),
-                    self.hnsw,
-                    Some(&previous.index),
-                    &|_, _| {},
-                )
-                .map_err(|e| e.to_string())?;
-                index.save(&self.bundle_dir).map_err(|e| e.to_string())?;
-                let versions = self
-                    .live
-                    .swap_index(Arc::new(index))
-                    .map_err(|e| e.to_string())?;
-                done.push(format!("index → {versions}"));
+            let outcome = self.rebuild();
+            for kind in [ReloadKind::Archetypes, ReloadKind::Rebuild] {
+                if kinds.contains(&kind) && !results.contains_key(&kind) {
+                    results.insert(kind, outcome.clone());
+                }
             }
         }
-        Ok(done.join("; "))
+        results
+    }
+
+    /// Rebuilds the index from the store (re-embedding only new texts), checks it against the
+    /// policy, saves it for the next start and swaps it in.
+    fn rebuild(&self) -> Result<String, String> {
+        let examples = lock(&self.store).examples().clone();
+        let previous = self.live.snapshot();
+        if previous.index.manifest().examples_sha256 == examples.content_sha256() {
+            return Ok(format!("index unchanged ({})", previous.index.version()));
+        }
+        let mut index = rebuild_index(
+            &examples,
+            self.embedder.as_ref(),
+            self.hnsw,
+            Some(&previous.index),
+            &|_, _| {},
+        )
+        .map_err(|e| e.to_string())?;
+        self.live.check_index(&index).map_err(|e| e.to_string())?;
+        // The examples are already durable in the journal: a failed save only costs a
+        // re-embed at the next start, so it is logged rather than blocking the swap.
+        if let Err(e) = index.save(&self.bundle_dir) {
+            tracing::warn!(error = %e, "the rebuilt index is served but could not be saved");
+        }
+        let versions = self
+            .live
+            .swap_index(Arc::new(index))
+            .map_err(|e| e.to_string())?;
+        Ok(format!("index → {versions}"))
     }
 }
 
@@ -176,35 +192,41 @@ async fn run(
         lock(&status).running = true;
         let worker = Arc::clone(&reloader);
         let job_kinds = kinds.clone();
-        let result = tokio::task::spawn_blocking(move || worker.apply(&job_kinds))
+        let results = tokio::task::spawn_blocking(move || worker.apply(&job_kinds))
             .await
-            .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+            .unwrap_or_else(|e| {
+                let failed = Err(format!("reload task failed: {e}"));
+                kinds.iter().map(|k| (*k, failed.clone())).collect()
+            });
+        let errors: Vec<String> = results.values().filter_map(|r| r.clone().err()).collect();
         {
             let mut s = lock(&status);
             s.running = false;
             s.runs += 1;
-            match &result {
-                Ok(summary) => {
-                    s.last_ok = Some(summary.clone());
-                    s.last_error = None;
-                }
-                Err(e) => s.last_error = Some(e.clone()),
+            let oks: Vec<String> = results.values().filter_map(|r| r.clone().ok()).collect();
+            if !oks.is_empty() {
+                s.last_ok = Some(oks.join("; "));
             }
+            s.last_error = (!errors.is_empty()).then(|| errors.join("; "));
         }
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        for kind in &kinds {
+        for (kind, result) in &results {
+            let outcome = if result.is_ok() { "ok" } else { "error" };
             metrics::counter!("router_reload_total", "kind" => kind.name(), "outcome" => outcome)
                 .increment(1);
-        }
-        match &result {
-            Ok(summary) => tracing::info!(summary, "reload done"),
-            Err(e) => {
-                tracing::error!(error = %e, "reload failed; the last good state keeps serving")
+            match result {
+                Ok(summary) => tracing::info!(kind = kind.name(), summary, "reload done"),
+                Err(e) => {
+                    tracing::error!(kind = kind.name(), error = %e, "reload failed; the last good state keeps serving")
+                }
             }
         }
         for request in batch {
             if let Some(reply) = request.reply {
-                let _ = reply.send(result.clone());
+                let answer = results
+                    .get(&request.kind)
+                    .cloned()
+                    .unwrap_or_else(|| Ok("nothing to do".to_owned()));
+                let _ = reply.send(answer);
             }
         }
     }

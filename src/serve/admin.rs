@@ -133,27 +133,31 @@ pub async fn list_archetypes(
 ) -> Result<Json<Value>, ApiError> {
     let core = state.core()?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let store = core
-        .store
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut matching: Vec<_> = store
-        .examples()
-        .examples()
-        .iter()
-        .filter(|e| q.bucket.as_deref().is_none_or(|b| e.bucket.as_str() == b))
-        .filter(|e| q.after.as_deref().is_none_or(|a| e.id.as_str() > a))
-        .collect();
-    matching.sort_by(|a, b| a.id.cmp(&b.id));
-    let page: Vec<Value> = matching
-        .iter()
-        .take(limit)
-        .map(|e| json!({"id": e.id, "bucket": e.bucket, "text": e.text}))
-        .collect();
-    let next = (matching.len() > limit).then(|| matching[limit - 1].id.clone());
-    Ok(Json(
-        json!({"archetypes": page, "next_after": next, "total": matching.len()}),
-    ))
+    let store = core.store.clone();
+    // The store's lock is also held across journal fsyncs: never wait for it on an async thread.
+    let page = tokio::task::spawn_blocking(move || {
+        let store = store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut matching: Vec<_> = store
+            .examples()
+            .examples()
+            .iter()
+            .filter(|e| q.bucket.as_deref().is_none_or(|b| e.bucket.as_str() == b))
+            .filter(|e| q.after.as_deref().is_none_or(|a| e.id.as_str() > a))
+            .collect();
+        matching.sort_by(|a, b| a.id.cmp(&b.id));
+        let items: Vec<Value> = matching
+            .iter()
+            .take(limit)
+            .map(|e| json!({"id": e.id, "bucket": e.bucket, "text": e.text}))
+            .collect();
+        let next = (matching.len() > limit).then(|| matching[limit - 1].id.clone());
+        json!({"archetypes": items, "next_after": next, "total": matching.len()})
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(page))
 }
 
 #[derive(Debug, Deserialize, Default)]
