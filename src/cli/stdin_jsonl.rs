@@ -81,6 +81,15 @@ fn for_each_chunk(
     Ok(())
 }
 
+/// The exit status after every line was answered: non-zero if any line failed.
+fn all_lines_ok(failures: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        failures == 0,
+        "{failures} input line(s) failed (see their error lines)"
+    );
+    Ok(())
+}
+
 fn error_line(message: &str) -> String {
     json!({"error": message}).to_string()
 }
@@ -136,11 +145,7 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    anyhow::ensure!(
-        failures == 0,
-        "{failures} input line(s) failed (see their error lines)"
-    );
-    Ok(())
+    all_lines_ok(failures)
 }
 
 pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
@@ -169,9 +174,5 @@ pub fn embed(args: &EmbedArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })?;
-    anyhow::ensure!(
-        failures == 0,
-        "{failures} input line(s) failed (see their error lines)"
-    );
-    Ok(())
+    all_lines_ok(failures)
 }

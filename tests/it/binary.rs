@@ -85,9 +85,17 @@ fn start(
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
+    // Alive at once; ready (503 until then) once the model is warm and the index loaded.
+    assert_eq!(http(&addr, "GET", "/health", None).0, 200);
     let deadline = Instant::now() + Duration::from_secs(300);
-    while http(&addr, "GET", "/ready", None).0 != 200 {
-        assert!(Instant::now() < deadline, "not ready in time");
+    loop {
+        let (status, body) = http(&addr, "GET", "/ready", None);
+        if status == 200 {
+            assert_eq!(body["ready"], true);
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "not ready in time: {body}");
         std::thread::sleep(Duration::from_millis(100));
     }
     (child, addr, rx)
@@ -263,45 +271,10 @@ impl Drop for KillOnDrop {
 #[test]
 fn serve_on_port_zero_answers_and_shuts_down_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = KillOnDrop(
-        router()
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let (mut child, addr, log) = start(
+        &[std::ffi::OsStr::new("--data-dir"), data.path().as_os_str()],
+        &[],
     );
-    let stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    // Forwards the child's log lines; ends when the child closes stderr.
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the router logs its address");
-        log.push(line.clone());
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    let (status, _) = http(&addr, "GET", "/health", None);
-    assert_eq!(status, 200);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let (status, body) = http(&addr, "GET", "/ready", None);
-        if status == 200 {
-            assert_eq!(body["ready"], true);
-            break;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(Instant::now() < deadline, "not ready in time: {body}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
     assert!(
         data.path().join("index/manifest.json").is_file(),
         "the built index is saved for the next start"
@@ -330,8 +303,8 @@ fn serve_on_port_zero_answers_and_shuts_down_on_sigterm() {
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
-    reader.join().unwrap();
-    log.extend(rx.try_iter());
+    // The log reader ends when the child closes stderr, so this collects every line.
+    let log: Vec<String> = log.iter().collect();
     assert!(exit.success(), "exit {exit:?}\n{}", log.join("\n"));
     assert!(
         log.iter().any(|l| l.contains("shut down cleanly")),
