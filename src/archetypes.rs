@@ -293,6 +293,9 @@ impl ExampleSet {
 pub struct LabeledRow {
     pub text: String,
     pub label: String,
+    /// The row's `oos` column where a data set marks out-of-scope rows by kind
+    /// (`id-oos`, `ood-oos`; `none` in scope), for reports split by kind.
+    pub oos_kind: Option<String>,
 }
 
 /// Keeps rows whose column `key` has one of `values` (compared as text):
@@ -362,7 +365,12 @@ pub fn read_labeled_rows(
         let label = field("bucket")
             .or_else(|| field("label"))
             .ok_or_else(|| invalid("missing `bucket` (or `label`)".into()))?;
-        rows.push(LabeledRow { text, label });
+        let oos_kind = field("oos").filter(|k| k != "none");
+        rows.push(LabeledRow {
+            text,
+            label,
+            oos_kind,
+        });
     }
     if rows.is_empty() {
         return Err(ArchetypeError::Empty { path: origin });

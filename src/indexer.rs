@@ -5,6 +5,7 @@ use crate::archetypes::ExampleSet;
 use crate::embed::{EmbedError, Embedder};
 use crate::index::bundle::IndexEntry;
 use crate::index::{HnswParams, IndexError, LoadedIndex};
+use crate::scoring::{fit_scoring, CalibrationRows, FitOptions, FitReport, FitRows, ScoringError};
 use crate::types::Embedding;
 
 /// Texts per forward pass when indexing: large enough to amortise per-call overhead, small
@@ -17,6 +18,8 @@ pub enum IndexerError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error(transparent)]
+    Scoring(#[from] ScoringError),
 }
 
 /// Embeds many texts in length-sorted batches; results are in input order.
@@ -101,13 +104,35 @@ pub fn rebuild_index(
                 .expect("every example has a reused or fresh vector. This is a bug."),
         })
         .collect();
-    Ok(LoadedIndex::build(
+    let index = LoadedIndex::build(
         &entries,
         embedder.dims(),
         embedder.fingerprint().clone(),
         examples.content_sha256(),
         hnsw,
-    )?)
+    )?;
+    Ok(fit_index(index, &FitOptions::default(), None)?.0)
+}
+
+/// Fits the index's scorers (head, temperatures, combined weight, thresholds) on its own
+/// vectors; calibrated on `calibrate_on` when given, else on a held-out fifth.
+pub fn fit_index(
+    index: LoadedIndex,
+    options: &FitOptions,
+    calibrate_on: Option<&CalibrationRows<'_>>,
+) -> Result<(LoadedIndex, FitReport), IndexerError> {
+    let labeled = index.labeled_vectors();
+    let buckets = index.scoring().buckets().to_vec();
+    let mut rows = FitRows::default();
+    for (bucket, v) in &labeled {
+        if let Ok(i) = buckets.binary_search(bucket) {
+            rows.vectors.push(v.as_slice());
+            rows.labels.push(i);
+        }
+    }
+    let (scoring, report) = fit_scoring(buckets, index.dims(), &rows, calibrate_on, options)?;
+    tracing::debug!(rows = report.rows_trained, seconds = report.seconds, "scorers fitted");
+    Ok((index.with_scoring(scoring), report))
 }
 
 /// The hash that identifies a text's vector across rebuilds.

@@ -19,6 +19,7 @@ pub mod types;
 pub mod decide;
 pub mod embed;
 pub mod index;
+pub mod scoring;
 
 pub mod archetypes;
 pub mod eval;

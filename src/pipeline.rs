@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::decide::{decide, DecideError, Decision, Policy, RequestContext, Routing, Timings};
+use crate::decide::{decide_scored, DecideError, Decision, Policy, RequestContext, Routing, Timings};
 use crate::embed::{EmbedError, Embedded, Embedder};
 use crate::health::HealthBoard;
 use crate::index::{IndexError, LoadedIndex};
-use crate::types::{elapsed_micros, BucketId, Neighbour};
+use crate::types::{elapsed_micros, BucketId, BucketScores};
 
 /// Decisions tried per request when probes of half-open targets are claimed by others first:
 /// each failed claim takes one target out of the next try, and a bucket has at most three.
@@ -162,13 +162,21 @@ impl Pipeline {
         let decide_start = Instant::now();
         let mut request = input.context.clone();
         request.prompt_tokens = whole_prompt_tokens(&embedded, input);
-        let routing = self.route(&snapshot.policy, &neighbours, &request, decide_start)?;
+        let scores = snapshot.index.scoring().score(
+            snapshot.policy.matching.scorer,
+            embedded.embedding.as_slice(),
+            &neighbours,
+        );
+        let routing = self.route(&snapshot.policy, scores.as_ref(), &request, decide_start)?;
         let decide_us = elapsed_micros(decide_start);
         Ok(Decision {
             decision_id: ulid::Ulid::new().to_string(),
             request_id: input.request_id.clone(),
             bucket: routing.bucket,
             confidence: routing.confidence,
+            margin: routing.margin,
+            scorer: routing.scorer,
+            scores: routing.scores,
             abstained: routing.abstained,
             target: routing.target,
             fallbacks: routing.fallbacks,
@@ -198,17 +206,17 @@ impl Pipeline {
     fn route(
         &self,
         policy: &Policy,
-        neighbours: &[Neighbour],
+        scores: Option<&BucketScores>,
         request: &RequestContext,
         now: Instant,
     ) -> Result<Routing, DecideError> {
         let mut view = self.health.view();
-        let mut routing = decide(policy, neighbours, request, &view, now)?;
+        let mut routing = decide_scored(policy, scores, request, &view, now)?;
         for _ in 1..PROBE_CLAIM_TRIES {
             match &routing.probe {
                 Some(target) if !self.health.claim_probe(target, &policy.health, now) => {
                     view = self.health.view();
-                    routing = decide(policy, neighbours, request, &view, now)?;
+                    routing = decide_scored(policy, scores, request, &view, now)?;
                 }
                 Some(_) | None => break,
             }

@@ -103,6 +103,104 @@ pub struct Neighbour {
     pub similarity: f32,
 }
 
+/// How a bucket is chosen from an embedding and its nearest archetypes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScorerKind {
+    /// Similarity-weighted vote of the k nearest archetypes.
+    WeightedKnn,
+    /// Cosine to each bucket's mean embedding.
+    Centroid,
+    /// Mean similarity per bucket among the 5 nearest archetypes (how aurelio's
+    /// semantic-router scores routes): a reference point, not a recommendation.
+    TopMean,
+    /// A softmax (multinomial logistic regression) head trained on the archetypes.
+    Head,
+    /// The head's and the kNN vote's calibrated probabilities, mixed with a fitted weight.
+    Combined,
+}
+
+impl ScorerKind {
+    pub const ALL: [ScorerKind; 5] = [
+        Self::WeightedKnn,
+        Self::Centroid,
+        Self::TopMean,
+        Self::Head,
+        Self::Combined,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WeightedKnn => "weighted_knn",
+            Self::Centroid => "centroid",
+            Self::TopMean => "top_mean",
+            Self::Head => "head",
+            Self::Combined => "combined",
+        }
+    }
+}
+
+impl fmt::Display for ScorerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ScorerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown scorer `{s}` (expected one of {})", names.join(", "))
+            })
+    }
+}
+
+/// One bucket's calibrated probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketScore {
+    pub bucket: BucketId,
+    pub score: f32,
+}
+
+/// What a scorer says about one prompt, before any threshold: every bucket's calibrated
+/// probability, highest first, and what the neighbours looked like.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketScores {
+    pub scorer: ScorerKind,
+    /// Never empty; sums to 1.
+    pub ranked: Vec<BucketScore>,
+    /// Cosine similarity of the nearest archetype (-1 when none was searched).
+    pub top_similarity: f32,
+    /// Neighbours in the winning bucket, and neighbours considered.
+    pub agreeing: usize,
+    pub considered: usize,
+    /// The abstain threshold fitted for this scorer on the index's examples, if any (what a
+    /// policy's `min_confidence = "fitted"` means).
+    #[serde(skip)]
+    pub fitted_threshold: Option<f32>,
+}
+
+impl BucketScores {
+    pub fn bucket(&self) -> &BucketId {
+        &self.ranked[0].bucket
+    }
+
+    /// The calibrated probability of the chosen bucket.
+    pub fn confidence(&self) -> f32 {
+        self.ranked[0].score
+    }
+
+    /// Top-1 minus top-2 probability (the top-1 probability when there is one bucket).
+    pub fn margin(&self) -> f32 {
+        self.ranked[0].score - self.ranked.get(1).map_or(0.0, |s| s.score)
+    }
+}
+
 /// Microseconds since `start`, for the per-stage timings every decision reports.
 pub fn elapsed_micros(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)

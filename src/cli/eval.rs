@@ -1,4 +1,4 @@
-//! `router eval --train FILE --test FILE [--json] [--compare]`.
+//! `router eval --train FILE (--test FILE | --cv K) [--compare] [--json]`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,7 +9,9 @@ use serde_json::json;
 
 use super::ModelArgs;
 use crate::archetypes::{read_labeled_rows, RowFilter};
-use crate::eval::{evaluate, EvalOptions, EvalPhase, EvalReport, Scorer};
+use crate::eval::{cross_validate, evaluate, EvalOptions, EvalPhase, EvalReport};
+use crate::scoring::{FitOptions, DEFAULT_TARGET_PRECISION};
+use crate::types::ScorerKind;
 use crate::serve::startup::{load_embedder, progress_bar};
 
 /// Above this many labels the confusion table lists the most frequent confusions instead.
@@ -21,9 +23,13 @@ pub struct EvalArgs {
     /// Labeled JSONL to build the index from ({"text", "bucket" or "label"}).
     #[arg(long)]
     pub train: PathBuf,
-    /// Labeled JSONL to classify; labels not in --train are out of scope.
-    #[arg(long)]
-    pub test: PathBuf,
+    /// Labeled JSONL to classify; labels not in --train are out of scope (right when the
+    /// router abstains). Required unless --cv is given.
+    #[arg(long, required_unless_present = "cv")]
+    pub test: Option<PathBuf>,
+    /// K-fold cross-validation on --train instead of a test file.
+    #[arg(long, conflicts_with = "test")]
+    pub cv: Option<usize>,
     /// Keep only training rows where KEY is one of the values, e.g. `split=train` or `fold=0,1,2`.
     #[arg(long = "train-where", value_parser = parse_filter)]
     pub train_where: Vec<RowFilter>,
@@ -33,9 +39,16 @@ pub struct EvalArgs {
     /// Neighbours that vote.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// Also score the nearest-centroid baseline on the same embeddings.
+    /// The scorer to report (the one the policy would serve).
+    #[arg(long, default_value = "combined", value_parser = parse_scorer)]
+    pub scorer: ScorerKind,
+    /// Report every scorer side by side on the same embeddings: weighted kNN, centroid,
+    /// top-5 mean (as aurelio semantic-router scores), head, combined.
     #[arg(long)]
     pub compare: bool,
+    /// In-scope precision the abstain threshold aims for (out-of-scope recall is reported there).
+    #[arg(long, default_value_t = DEFAULT_TARGET_PRECISION)]
+    pub target_precision: f64,
     /// Write the report as JSON ({"accuracy", "macro_f1", "n", ...}).
     #[arg(long)]
     pub json: bool,
@@ -47,35 +60,47 @@ fn parse_filter(s: &str) -> Result<RowFilter, String> {
     s.parse()
 }
 
+fn parse_scorer(s: &str) -> Result<ScorerKind, String> {
+    s.parse()
+}
+
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let train = read_labeled_rows(&args.train, &args.train_where)?;
-    let test = read_labeled_rows(&args.test, &args.test_where)?;
+    let test = match &args.test {
+        Some(path) => Some(read_labeled_rows(path, &args.test_where)?),
+        None => None,
+    };
     let (embedder, _) = load_embedder(&args.model.settings())?;
-    let mut scorers = vec![Scorer::WeightedKnn];
+    let mut scorers = vec![args.scorer];
     if args.compare {
-        scorers.push(Scorer::Centroid);
+        scorers.extend(ScorerKind::ALL.into_iter().filter(|k| *k != args.scorer));
     }
     let options = EvalOptions {
         k: args.k,
         scorers,
+        fit: FitOptions {
+            target_precision: args.target_precision,
+            ..FitOptions::default()
+        },
         ..EvalOptions::default()
     };
     let train_bar = progress_bar("embedding training rows");
     let test_bar = progress_bar("classifying test rows");
-    let reports = evaluate(
-        embedder.as_ref(),
-        &train,
-        &test,
-        &options,
-        &|phase, done, total| {
-            let bar = match phase {
-                EvalPhase::Train => &train_bar,
-                EvalPhase::Test => &test_bar,
-            };
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    )?;
+    let progress = |phase, done, total| {
+        let bar = match phase {
+            EvalPhase::Train => &train_bar,
+            EvalPhase::Test => &test_bar,
+        };
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let reports = match (&test, args.cv) {
+        (Some(test), _) => evaluate(embedder.as_ref(), &train, test, &options, &progress)?,
+        (None, Some(folds)) => {
+            cross_validate(embedder.as_ref(), &train, folds, &options, &progress)?
+        }
+        (None, None) => anyhow::bail!("give --test FILE or --cv K"),
+    };
     train_bar.finish_and_clear();
     test_bar.finish_and_clear();
 
@@ -84,6 +109,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let mut value = serde_json::to_value(primary)?;
         value["train_rows"] = json!(train.len());
         value["k"] = json!(args.k);
+        if let Some(folds) = args.cv {
+            value["cv_folds"] = json!(folds);
+        }
+        if let Some(oos) = &primary.oos {
+            value["oos_auroc"] = json!(oos.auroc);
+            value["oos_recall"] = json!(oos.at_target_precision.as_ref().map(|p| p.recall));
+            value["target_precision"] = json!(args.target_precision);
+        }
         value["scorers"] = json!(reports
             .iter()
             .map(|r| (r.scorer.name(), r))
@@ -109,6 +142,52 @@ fn render(out: &mut String, r: &EvalReport) {
         r.n,
         r.n_out_of_scope
     );
+    let _ = writeln!(out, "expected calibration error {:.4}", r.ece);
+    let curve: Vec<String> = r
+        .coverage
+        .iter()
+        .map(|c| format!("{:.0}% → {:.4}", c.coverage * 100.0, c.accuracy))
+        .collect();
+    let _ = writeln!(out, "accuracy at coverage: {}", curve.join(", "));
+    if let Some(oos) = &r.oos {
+        let by_kind: Vec<String> = oos
+            .auroc_by_kind
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "out of scope: AUROC {:.4} ({})",
+            oos.auroc,
+            by_kind.join(", ")
+        );
+        for (name, point) in [
+            ("at target precision", &oos.at_target_precision),
+            ("at fitted threshold", &oos.at_fitted_threshold),
+        ] {
+            match point {
+                Some(p) => {
+                    let by_kind: Vec<String> = p
+                        .recall_by_kind
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v:.3}"))
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "  {name}: threshold {:.3}, in-scope precision {:.3}, coverage {:.3}, OOS recall {:.3} ({})",
+                        p.threshold,
+                        p.in_scope_precision,
+                        p.in_scope_coverage,
+                        p.recall,
+                        by_kind.join(", ")
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  {name}: not reachable");
+                }
+            }
+        }
+    }
     let l = r.latency_ms;
     let _ = writeln!(
         out,

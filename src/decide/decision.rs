@@ -7,13 +7,22 @@ use serde::Serialize;
 use super::canary::CanaryApplied;
 use super::catalogue::Target;
 use super::policy::Escalation;
-use crate::types::{BucketId, Neighbour};
+use crate::types::{BucketId, BucketScore, Neighbour, ScorerKind};
+
+/// Buckets listed with their scores in a decision (the rest are near zero by then).
+pub const MAX_LISTED_SCORES: usize = 10;
 
 /// The routing outcome of the pure `decide` step, before ids, versions and timings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Routing {
     pub bucket: BucketId,
     pub confidence: f32,
+    /// Top-1 minus top-2 probability of the semantic match (0 without one).
+    pub margin: f32,
+    /// The scorer that produced the scores (absent without archetypes).
+    pub scorer: Option<ScorerKind>,
+    /// The most likely buckets with their calibrated probabilities, highest first.
+    pub scores: Vec<BucketScore>,
     /// True when the semantic match was not trusted and the default bucket was used.
     pub abstained: bool,
     pub target: Arc<Target>,
@@ -50,7 +59,14 @@ pub struct Decision {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     pub bucket: BucketId,
+    /// Calibrated probability that the semantic match is right.
     pub confidence: f32,
+    /// Top-1 minus top-2 probability: small when two buckets are close.
+    pub margin: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scorer: Option<ScorerKind>,
+    /// The most likely buckets with their calibrated probabilities, highest first.
+    pub scores: Vec<BucketScore>,
     pub abstained: bool,
     pub target: Arc<Target>,
     pub fallbacks: Vec<Arc<Target>>,

@@ -20,17 +20,17 @@ use std::time::{Duration, Instant};
 
 pub use canary::{CanaryApplied, CanarySpec};
 pub use catalogue::{Latency, Target, Tier};
-pub use decision::{Decision, Routing, Timings};
+pub use decision::{Decision, Routing, Timings, MAX_LISTED_SCORES};
 pub use health::{
     Availability, Breaker, BreakerState, HealthConfig, HealthView, Outcome, OutcomeReport, Phase,
     TargetHealth, Transition, WhenAllOpen,
 };
-pub use policy::{Policy, PolicyError, Trigger};
+pub use policy::{Policy, PolicyError, Threshold, Trigger};
 pub use request::{Priority, RequestContext};
 pub use rules::{Prefer, Rule};
 pub use vote::{weighted_vote, Vote};
 
-use crate::types::{BucketId, Neighbour};
+use crate::types::{BucketId, BucketScores, Neighbour};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecideError {
@@ -53,8 +53,8 @@ pub enum DecideError {
     },
 }
 
-/// Routes one request from its nearest archetypes, what the request says about itself, and
-/// the providers' health at `now`.
+/// Routes one request from its nearest archetypes by the similarity-weighted kNN vote (no
+/// fitted scorer), what the request says about itself, and the providers' health at `now`.
 pub fn decide(
     policy: &Policy,
     neighbours: &[Neighbour],
@@ -62,9 +62,21 @@ pub fn decide(
     health: &HealthView,
     now: Instant,
 ) -> Result<Routing, DecideError> {
-    let vote = weighted_vote(neighbours);
+    let scores = weighted_vote(neighbours).map(Vote::into_scores);
+    decide_scored(policy, scores.as_ref(), request, health, now)
+}
+
+/// Routes one request from its bucket scores (`None`: nothing to compare with), what the
+/// request says about itself, and the providers' health at `now`.
+pub fn decide_scored(
+    policy: &Policy,
+    scores: Option<&BucketScores>,
+    request: &RequestContext,
+    health: &HealthView,
+    now: Instant,
+) -> Result<Routing, DecideError> {
     let mut reasons = Vec::with_capacity(4);
-    let (bucket, confidence, abstained) = match &vote {
+    let (bucket, confidence, abstained) = match scores {
         None => {
             reasons.push(format!(
                 "semantic: no archetypes to compare with; default bucket {}",
@@ -72,29 +84,36 @@ pub fn decide(
             ));
             (policy.default_bucket.clone(), 0.0, true)
         }
-        Some(v) => {
+        Some(s) => {
+            let winner = s.bucket();
             let bucket_policy = policy
-                .bucket(&v.bucket)
-                .ok_or_else(|| DecideError::UnknownBucket(v.bucket.clone()))?;
+                .bucket(winner)
+                .ok_or_else(|| DecideError::UnknownBucket(winner.clone()))?;
             let summary = format!(
-                "semantic: {} of {} neighbours in {} ({:.2})",
-                v.agreeing, v.considered, v.bucket, v.confidence
+                "semantic ({}): {} {:.2}, margin {:.2}; {} of {} neighbours agree",
+                s.scorer,
+                winner,
+                s.confidence(),
+                s.margin(),
+                s.agreeing,
+                s.considered
             );
-            if v.top_similarity < policy.matching.min_similarity {
+            let threshold = bucket_policy.min_confidence.resolve(s.fitted_threshold);
+            if s.considered > 0 && s.top_similarity < policy.matching.min_similarity {
                 reasons.push(format!(
                     "{summary}; nearest archetype similarity {:.2} is below {:.2}, so default bucket {}",
-                    v.top_similarity, policy.matching.min_similarity, policy.default_bucket
+                    s.top_similarity, policy.matching.min_similarity, policy.default_bucket
                 ));
-                (policy.default_bucket.clone(), v.confidence, true)
-            } else if v.confidence < bucket_policy.min_confidence {
+                (policy.default_bucket.clone(), s.confidence(), true)
+            } else if s.confidence() < threshold {
                 reasons.push(format!(
-                    "{summary}; confidence is below {}'s threshold {:.2}, so default bucket {}",
-                    v.bucket, bucket_policy.min_confidence, policy.default_bucket
+                    "{summary}; confidence is below {winner}'s threshold {threshold:.2}, so default bucket {}",
+                    policy.default_bucket
                 ));
-                (policy.default_bucket.clone(), v.confidence, true)
+                (policy.default_bucket.clone(), s.confidence(), true)
             } else {
                 reasons.push(summary);
-                (v.bucket.clone(), v.confidence, false)
+                (winner.clone(), s.confidence(), false)
             }
         }
     };
@@ -121,6 +140,11 @@ pub fn decide(
     Ok(Routing {
         bucket: selected.bucket,
         confidence,
+        margin: scores.map_or(0.0, BucketScores::margin),
+        scorer: scores.map(|s| s.scorer),
+        scores: scores.map_or_else(Vec::new, |s| {
+            s.ranked.iter().take(MAX_LISTED_SCORES).cloned().collect()
+        }),
         abstained,
         target,
         fallbacks,
@@ -328,7 +352,7 @@ then = { prefer = "fastest" }
         assert!(!r.abstained);
         assert_eq!(names(&r), ["l", "m", "s"]);
         assert!(
-            r.reasons[0].contains("2 of 3 neighbours in code"),
+            r.reasons[0].contains("semantic (weighted_knn): code 0.79, margin 0.58; 2 of 3 neighbours agree"),
             "{:?}",
             r.reasons
         );
@@ -788,7 +812,7 @@ then = { prefer = "fastest" }
                 }
             }
             if !r.abstained && request.prompt_tokens <= 5000 {
-                let threshold = p.bucket(&r.bucket).unwrap().min_confidence;
+                let threshold = p.bucket(&r.bucket).unwrap().min_confidence.resolve(None);
                 prop_assert!(r.confidence >= threshold);
             }
             if r.abstained && request.prompt_tokens <= 5000 {

@@ -13,7 +13,7 @@ use super::canary::CanarySpec;
 use super::catalogue::{validate_target, Latency, RawTarget, Target};
 use super::health::{validate_health, HealthConfig, RawHealth};
 use super::rules::{validate_rules, Names, RawRule, Rule};
-use crate::types::BucketId;
+use crate::types::{BucketId, ScorerKind};
 
 /// Primary plus fallbacks: more than three targets per request makes tail latency a sum of
 /// timeouts that no caller budgets for.
@@ -65,9 +65,21 @@ struct RawPolicy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMatching {
+    #[serde(default)]
+    scorer: Option<ScorerKind>,
     k: usize,
-    min_confidence: f32,
+    min_confidence: RawThreshold,
     min_similarity: f32,
+    #[serde(default)]
+    uncertain_margin: Option<f32>,
+}
+
+/// A confidence threshold as written: a number, or `"fitted"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawThreshold {
+    Value(f32),
+    Word(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,7 +97,7 @@ struct RawBucket {
     description: Option<String>,
     targets: Vec<String>,
     #[serde(default)]
-    min_confidence: Option<f32>,
+    min_confidence: Option<RawThreshold>,
     #[serde(default)]
     escalation: Option<RawEscalation>,
     #[serde(default)]
@@ -126,7 +138,7 @@ pub struct BucketPolicy {
     pub description: Option<String>,
     /// Primary first, then fallbacks; 1..=MAX_TARGETS, no repeats.
     pub targets: Vec<Arc<Target>>,
-    pub min_confidence: f32,
+    pub min_confidence: Threshold,
     pub escalation: Escalation,
     /// Never the bucket's primary.
     pub canary: Option<CanarySpec>,
@@ -134,15 +146,43 @@ pub struct BucketPolicy {
     pub shadow: Option<Arc<Target>>,
 }
 
+/// The confidence below which a bucket is not trusted (the default bucket serves).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// A calibrated probability written in the policy.
+    Fixed(f32),
+    /// The threshold `router fit` fitted for the serving scorer (stored in the index
+    /// bundle); 0 where none was fitted.
+    Fitted,
+}
+
+impl Threshold {
+    /// The number to compare a confidence with, given the index's fitted threshold.
+    pub fn resolve(self, fitted: Option<f32>) -> f32 {
+        match self {
+            Self::Fixed(v) => v,
+            Self::Fitted => fitted.unwrap_or(0.0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matching {
+    /// How neighbours and the head become bucket probabilities.
+    pub scorer: ScorerKind,
     /// Neighbours that vote.
     pub k: usize,
     /// Global confidence floor; a bucket may raise or lower it for itself.
-    pub min_confidence: f32,
+    pub min_confidence: Threshold,
     /// Below this cosine for the nearest archetype, the prompt is like nothing we know.
     pub min_similarity: f32,
+    /// Decisions whose margin (top-1 minus top-2 probability) is below this, or that
+    /// abstained, are kept for labeling (`GET /admin/uncertain`).
+    pub uncertain_margin: f32,
 }
+
+/// Margin below which a decision is kept for labeling unless the policy says otherwise.
+pub const DEFAULT_UNCERTAIN_MARGIN: f32 = 0.2;
 
 /// A validated routing policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,7 +249,10 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
     if !(1..=100).contains(&m.k) {
         return Err(invalid("matching.k", format!("{} is outside 1..=100", m.k)));
     }
-    check_unit(m.min_confidence).map_err(|e| invalid("matching.min_confidence", e))?;
+    let min_confidence = validate_threshold(&m.min_confidence)
+        .map_err(|e| invalid("matching.min_confidence", e))?;
+    let uncertain_margin = m.uncertain_margin.unwrap_or(DEFAULT_UNCERTAIN_MARGIN);
+    check_unit(uncertain_margin).map_err(|e| invalid("matching.uncertain_margin", e))?;
     if !(-1.0..=1.0).contains(&m.min_similarity) {
         return Err(invalid(
             "matching.min_similarity",
@@ -317,12 +360,10 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
                 Some(target)
             }
         };
-        let min_confidence = match b.min_confidence {
-            Some(c) => {
-                check_unit(c).map_err(|e| invalid(&format!("{path}.min_confidence"), e))?;
-                c
-            }
-            None => m.min_confidence,
+        let min_confidence = match &b.min_confidence {
+            Some(c) => validate_threshold(c)
+                .map_err(|e| invalid(&format!("{path}.min_confidence"), e))?,
+            None => min_confidence,
         };
         let escalation = match &b.escalation {
             Some(e) => validate_escalation(e)
@@ -367,9 +408,11 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
         version: raw.policy_version,
         default_bucket,
         matching: Matching {
+            scorer: m.scorer.unwrap_or(ScorerKind::Combined),
             k: m.k,
-            min_confidence: m.min_confidence,
+            min_confidence,
             min_similarity: m.min_similarity,
+            uncertain_margin,
         },
         buckets,
         targets,
@@ -404,6 +447,16 @@ fn validate_catalogue(
         targets.insert(name.clone(), target);
     }
     Ok(targets)
+}
+
+fn validate_threshold(raw: &RawThreshold) -> Result<Threshold, String> {
+    match raw {
+        RawThreshold::Value(v) => check_unit(*v).map(|()| Threshold::Fixed(*v)),
+        RawThreshold::Word(w) if w == "fitted" => Ok(Threshold::Fitted),
+        RawThreshold::Word(w) => Err(format!(
+            "`{w}` is neither a number in [0, 1] nor \"fitted\""
+        )),
+    }
 }
 
 fn check_unit(value: f32) -> Result<(), String> {
@@ -520,10 +573,10 @@ then = { prefer = "fastest", force_bucket = "chat" }
         let p = Policy::parse(SAMPLE, "p.toml").unwrap();
         let code = p.bucket(&BucketId::new("code")).unwrap();
         assert_eq!(code.targets[0].name, "big");
-        assert_eq!(code.min_confidence, 0.6);
+        assert_eq!(code.min_confidence, Threshold::Fixed(0.6));
         assert_eq!(code.escalation.max_attempts, 3);
         let chat = p.bucket(&BucketId::new("chat")).unwrap();
-        assert_eq!(chat.min_confidence, 0.4);
+        assert_eq!(chat.min_confidence, Threshold::Fixed(0.4));
         assert_eq!(
             chat.escalation.on,
             vec![Trigger::Timeout, Trigger::ServerError]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::types::{BucketId, Neighbour};
+use crate::types::{BucketId, BucketScore, BucketScores, Neighbour, ScorerKind};
 
 /// The vote's outcome before any threshold is applied.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,6 +19,24 @@ pub struct Vote {
     pub considered: usize,
     /// Every bucket's share, highest first.
     pub scores: Vec<(BucketId, f32)>,
+}
+
+impl Vote {
+    /// The vote as bucket scores: the similarity shares, uncalibrated.
+    pub fn into_scores(self) -> BucketScores {
+        BucketScores {
+            scorer: ScorerKind::WeightedKnn,
+            ranked: self
+                .scores
+                .into_iter()
+                .map(|(bucket, score)| BucketScore { bucket, score })
+                .collect(),
+            top_similarity: self.top_similarity,
+            agreeing: self.agreeing,
+            considered: self.considered,
+            fitted_threshold: None,
+        }
+    }
 }
 
 /// Each neighbour adds its (non-negative) similarity to its bucket; the heaviest bucket wins.

@@ -1,5 +1,6 @@
-//! The index bundle on disk (`index.usearch` + `manifest.json`) and the loaded index that
-//! serves: HNSW search plus the key → archetype table.
+//! The index bundle on disk (`index.usearch` + `scoring.safetensors` + `manifest.json`) and
+//! the loaded index that serves: HNSW search, the key → archetype table, and the scoring
+//! model (head and calibration) fitted on the same examples.
 //!
 //! Writing is atomic (a sibling temp directory, fsynced, renamed into place). Loading refuses
 //! anything it cannot verify: an unknown schema, another model's fingerprint, an index file
@@ -14,11 +15,14 @@ use sha2::{Digest, Sha256};
 
 use super::usearch_index::{HnswParams, UsearchIndex};
 use super::{IndexError, VectorSearch};
+use crate::scoring::{Calibration, FitRows, LinearHead, ScoringModel};
 use crate::types::{ArchetypeId, BucketId, Embedding, ModelFingerprint, Neighbour};
 
-pub const BUNDLE_SCHEMA_VERSION: u32 = 1;
+/// 2: adds the scoring model (head + calibration).
+pub const BUNDLE_SCHEMA_VERSION: u32 = 2;
 pub const INDEX_FILE: &str = "index.usearch";
 pub const MANIFEST_FILE: &str = "manifest.json";
+pub const HEAD_FILE: &str = "scoring.safetensors";
 
 /// What a bundle holds and how it was built.
 ///
@@ -42,6 +46,18 @@ pub struct BundleManifest {
     /// Examples per bucket.
     pub counts: BTreeMap<BucketId, usize>,
     pub keys: Vec<IndexKey>,
+    pub scoring: ScoringManifest,
+}
+
+/// The scoring model's part of the manifest; the head's weights are in [`HEAD_FILE`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringManifest {
+    /// The head's class order.
+    pub buckets: Vec<BucketId>,
+    pub calibration: Calibration,
+    /// sha256 of [`HEAD_FILE`]; `None` when the bundle has no head (fewer than two buckets).
+    pub head_sha256: Option<String>,
 }
 
 impl BundleManifest {
@@ -85,6 +101,7 @@ pub struct LoadedIndex {
     manifest: BundleManifest,
     search: UsearchIndex,
     version: String,
+    scoring: ScoringModel,
 }
 
 impl LoadedIndex {
@@ -130,13 +147,72 @@ impl LoadedIndex {
                     text_sha256: e.text_sha256.clone(),
                 })
                 .collect(),
+            scoring: ScoringManifest {
+                buckets: Vec::new(),
+                calibration: Calibration::default(),
+                head_sha256: None,
+            },
         };
         let version = manifest.version();
-        Ok(Self {
+        let mut index = Self {
             manifest,
             search,
             version,
-        })
+            scoring: ScoringModel::empty(dims),
+        };
+        // Centroids and the kNN scorers work at once; `with_scoring` adds a fitted head.
+        let (buckets, rows) = index.fit_rows_from(entries.iter().map(|e| (&e.bucket, e.embedding.as_slice())));
+        let unfitted = ScoringModel::new(buckets, dims, &rows, None, Calibration::default())
+            .map_err(|e| IndexError::Usearch(e.to_string()))?;
+        index.set_scoring(unfitted);
+        Ok(index)
+    }
+
+    /// The bucket order (sorted) and the labeled vectors of `entries`.
+    fn fit_rows_from<'a>(
+        &self,
+        entries: impl Iterator<Item = (&'a BucketId, &'a [f32])> + Clone,
+    ) -> (Vec<BucketId>, FitRows<'a>) {
+        let buckets: Vec<BucketId> = self.manifest.counts.keys().cloned().collect();
+        let position = |b: &BucketId| buckets.binary_search(b).ok();
+        let mut rows = FitRows::default();
+        for (bucket, v) in entries {
+            if let Some(i) = position(bucket) {
+                rows.vectors.push(v);
+                rows.labels.push(i);
+            }
+        }
+        (buckets, rows)
+    }
+
+    /// Installs a scoring model fitted on this index's examples (see `scoring::fit_scoring`).
+    pub fn with_scoring(mut self, scoring: ScoringModel) -> Self {
+        self.set_scoring(scoring);
+        self
+    }
+
+    fn set_scoring(&mut self, scoring: ScoringModel) {
+        self.manifest.scoring = ScoringManifest {
+            buckets: scoring.buckets().to_vec(),
+            calibration: scoring.calibration().clone(),
+            // Filled in when saved.
+            head_sha256: None,
+        };
+        self.scoring = scoring;
+    }
+
+    /// The scorers over this index's examples.
+    pub fn scoring(&self) -> &ScoringModel {
+        &self.scoring
+    }
+
+    /// Every stored vector with its bucket, in key order (for refitting the scorers).
+    pub fn labeled_vectors(&self) -> Vec<(BucketId, Embedding)> {
+        self.manifest
+            .keys
+            .iter()
+            .filter_map(|k| Some((k.bucket.clone(), self.search.vector(k.key)?)))
+            .collect()
     }
 
     pub fn manifest(&self) -> &BundleManifest {
@@ -211,6 +287,15 @@ impl LoadedIndex {
         self.search.save(&index_path)?;
         fsync(&index_path).map_err(io(&index_path))?;
         self.manifest.index_sha256 = sha256_file(&index_path).map_err(io(&index_path))?;
+        self.manifest.scoring.head_sha256 = match self.scoring.head() {
+            Some(head) => {
+                let head_path = staging.path().join(HEAD_FILE);
+                save_head(head, &head_path)?;
+                fsync(&head_path).map_err(io(&head_path))?;
+                Some(sha256_file(&head_path).map_err(io(&head_path))?)
+            }
+            None => None,
+        };
         let manifest_path = staging.path().join(MANIFEST_FILE);
         let json = serde_json::to_vec_pretty(&self.manifest)
             .expect("a bundle manifest always serialises. This is a bug.");
@@ -296,13 +381,84 @@ impl LoadedIndex {
                 "manifest keys are not numbered 0..n in order".to_owned(),
             ));
         }
+        let head = match &manifest.scoring.head_sha256 {
+            Some(expected) => {
+                let head_path = dir.join(HEAD_FILE);
+                let actual = sha256_file(&head_path).map_err(|source| IndexError::Io {
+                    path: head_path.display().to_string(),
+                    source,
+                })?;
+                if &actual != expected {
+                    return Err(refuse(format!(
+                        "{HEAD_FILE} has sha256 {actual} but the manifest says {expected}: the file is corrupt or from another bundle; rebuild it with `router train`"
+                    )));
+                }
+                Some(load_head(&head_path, manifest.dims, manifest.scoring.buckets.len()).map_err(refuse)?)
+            }
+            None => None,
+        };
         let version = manifest.version();
-        Ok(Self {
+        let mut index = Self {
             manifest,
             search,
             version,
-        })
+            scoring: ScoringModel::empty(0),
+        };
+        let vectors = index.labeled_vectors();
+        let (buckets, rows) =
+            index.fit_rows_from(vectors.iter().map(|(b, v)| (b, v.as_slice())));
+        if buckets != index.manifest.scoring.buckets && head.is_some() {
+            return Err(refuse(
+                "the scoring model's buckets differ from the index's; rebuild it with `router train`".to_owned(),
+            ));
+        }
+        let scoring = ScoringModel::new(
+            buckets,
+            index.manifest.dims,
+            &rows,
+            head,
+            index.manifest.scoring.calibration.clone(),
+        )
+        .map_err(|e| refuse(e.to_string()))?;
+        let head_sha256 = index.manifest.scoring.head_sha256.clone();
+        index.set_scoring(scoring);
+        index.manifest.scoring.head_sha256 = head_sha256;
+        Ok(index)
     }
+}
+
+/// Writes the head's weight (`classes × dims`) and bias as safetensors.
+fn save_head(head: &LinearHead, path: &Path) -> Result<(), IndexError> {
+    let device = candle_core::Device::Cpu;
+    let to_index_error = |e: candle_core::Error| IndexError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let weight = candle_core::Tensor::from_slice(head.weight(), (head.classes(), head.dims()), &device)
+        .map_err(to_index_error)?;
+    let bias = candle_core::Tensor::from_slice(head.bias(), head.classes(), &device)
+        .map_err(to_index_error)?;
+    let tensors = std::collections::HashMap::from([
+        ("weight".to_owned(), weight),
+        ("bias".to_owned(), bias),
+    ]);
+    candle_core::safetensors::save(&tensors, path).map_err(to_index_error)
+}
+
+fn load_head(path: &Path, dims: usize, classes: usize) -> Result<LinearHead, String> {
+    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+        .map_err(|e| format!("{HEAD_FILE} is unreadable: {e}"))?;
+    let read = |name: &str| -> Result<Vec<f32>, String> {
+        tensors
+            .get(name)
+            .ok_or_else(|| format!("{HEAD_FILE} has no `{name}`"))?
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| format!("{HEAD_FILE}: `{name}` is not f32: {e}"))
+    };
+    LinearHead::from_parts(dims, classes, read("weight")?, read("bias")?).ok_or_else(|| {
+        format!("{HEAD_FILE} does not hold a {classes} × {dims} head")
+    })
 }
 
 /// Whether `dir` looks like a bundle (has a manifest); says nothing about its validity.

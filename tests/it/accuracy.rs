@@ -3,7 +3,8 @@
 //! the README reports the measured figures.
 
 use semantic_router::archetypes::{read_labeled_rows, LabeledRow, RowFilter};
-use semantic_router::eval::{evaluate, EvalOptions, Scorer};
+use semantic_router::eval::{cross_validate, evaluate, EvalOptions, EvalReport};
+use semantic_router::types::ScorerKind;
 
 use crate::common;
 
@@ -11,8 +12,27 @@ fn filter(s: &str) -> RowFilter {
     s.parse().unwrap()
 }
 
+fn report<'a>(reports: &'a [EvalReport], kind: ScorerKind) -> &'a EvalReport {
+    reports.iter().find(|r| r.scorer == kind).unwrap()
+}
+
+fn log(set: &str, reports: &[EvalReport]) {
+    for r in reports {
+        eprintln!(
+            "{set}, {}: accuracy {:.4}, macro-F1 {:.4}, ECE {:.4}, OOS AUROC {:?}, n {} (+{} oos)",
+            r.scorer.name(),
+            r.accuracy,
+            r.macro_f1,
+            r.ece,
+            r.oos.as_ref().map(|o| o.auroc),
+            r.n,
+            r.n_out_of_scope
+        );
+    }
+}
+
 #[test]
-fn clinc150_in_scope_accuracy() {
+fn clinc150_in_scope_accuracy_and_out_of_scope_detection() {
     let Some(path) = common::shared_data("clinc150.jsonl") else {
         return;
     };
@@ -20,7 +40,7 @@ fn clinc150_in_scope_accuracy() {
         read_labeled_rows(&path, &[filter("split=train"), filter("in_scope=true")]).unwrap();
     let test = read_labeled_rows(&path, &[filter("split=val")]).unwrap();
     let options = EvalOptions {
-        scorers: vec![Scorer::WeightedKnn, Scorer::Centroid],
+        scorers: ScorerKind::ALL.to_vec(),
         ..EvalOptions::default()
     };
     let reports = evaluate(
@@ -31,23 +51,39 @@ fn clinc150_in_scope_accuracy() {
         &|_, _, _| {},
     )
     .unwrap();
-    for r in &reports {
-        eprintln!(
-            "CLINC150 train → val, {}: accuracy {:.4}, macro-F1 {:.4}, n {} (+{} oos)",
-            r.scorer.name(),
-            r.accuracy,
-            r.macro_f1,
-            r.n,
-            r.n_out_of_scope
-        );
+    log("CLINC150 train → val", &reports);
+    let combined = report(&reports, ScorerKind::Combined);
+    assert_eq!(combined.n, 3000);
+    assert_eq!(combined.n_out_of_scope, 100);
+    // The default scorer beats every single method, and each stays near its known level.
+    assert!(combined.accuracy >= 0.95, "combined {}", combined.accuracy);
+    for kind in [ScorerKind::WeightedKnn, ScorerKind::Centroid, ScorerKind::TopMean] {
+        assert!(combined.accuracy > report(&reports, kind).accuracy, "{kind}");
     }
-    assert_eq!(reports[0].n, 3000);
-    assert_eq!(reports[0].n_out_of_scope, 100);
-    assert!(
-        reports[0].accuracy >= 0.88,
-        "weighted kNN accuracy {}",
-        reports[0].accuracy
-    );
+    assert!(report(&reports, ScorerKind::WeightedKnn).accuracy >= 0.88);
+    assert!(report(&reports, ScorerKind::Head).accuracy >= 0.94);
+    assert!(combined.ece < 0.05, "ECE {}", combined.ece);
+    let oos = combined.oos.as_ref().unwrap();
+    assert!(oos.auroc >= 0.93, "OOS AUROC {}", oos.auroc);
+}
+
+#[test]
+fn banking77_five_fold_cross_validation() {
+    let Some(path) = common::shared_data("banking77.jsonl") else {
+        return;
+    };
+    let rows = read_labeled_rows(&path, &[filter("split=train")]).unwrap();
+    let options = EvalOptions {
+        scorers: vec![ScorerKind::Combined, ScorerKind::WeightedKnn],
+        ..EvalOptions::default()
+    };
+    let reports =
+        cross_validate(common::embedder().as_ref(), &rows, 5, &options, &|_, _, _| {}).unwrap();
+    log("Banking77 5-fold", &reports);
+    let combined = report(&reports, ScorerKind::Combined);
+    assert_eq!(combined.n, rows.len());
+    assert!(combined.accuracy >= 0.925, "combined {}", combined.accuracy);
+    assert!(combined.accuracy > report(&reports, ScorerKind::WeightedKnn).accuracy);
 }
 
 /// Dolly task categories mapped onto the shipped buckets (issue: Dolly → default buckets).
@@ -84,6 +120,7 @@ fn shipped_archetypes_route_real_task_prompts() {
             dolly_bucket(&r.label).map(|b| LabeledRow {
                 text: r.text,
                 label: b.to_owned(),
+                oos_kind: None,
             })
         })
         .collect();
@@ -94,6 +131,7 @@ fn shipped_archetypes_route_real_task_prompts() {
             .map(|r| LabeledRow {
                 text: r.text,
                 label: "math_reasoning".into(),
+                oos_kind: None,
             }),
     );
     test.extend(
@@ -102,6 +140,7 @@ fn shipped_archetypes_route_real_task_prompts() {
             .map(|r| LabeledRow {
                 text: r.text,
                 label: "code".into(),
+                oos_kind: None,
             }),
     );
     let archetypes: Vec<LabeledRow> = semantic_router::archetypes::ExampleSet::load(
@@ -114,6 +153,7 @@ fn shipped_archetypes_route_real_task_prompts() {
     .map(|e| LabeledRow {
         text: e.text.clone(),
         label: e.bucket.to_string(),
+        oos_kind: None,
     })
     .collect();
     let reports = evaluate(

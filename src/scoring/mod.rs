@@ -1,0 +1,379 @@
+//! Stage 2b: an embedding and its nearest archetypes → every bucket's calibrated probability
+//! ([`BucketScores`]).
+//!
+//! Five scorers share one interface: each turns the query into raw per-bucket scores `z`,
+//! and a temperature fitted on held-out rows turns `z` into probabilities (`softmax(z / t)`),
+//! so that `confidence` means the same thing whichever scorer serves. The head and the
+//! calibration are fitted by [`fit`] when the index is built and saved in its bundle.
+
+pub mod calibrate;
+pub mod fit;
+pub mod head;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+pub use calibrate::OperatingPoint;
+pub use fit::{
+    fit_scoring, CalibrationRows, FitOptions, FitReport, FitRows, ScorerFitReport,
+    DEFAULT_TARGET_PRECISION,
+};
+pub use head::{HeadError, HeadOptions, LinearHead};
+
+use crate::types::{BucketId, BucketScore, BucketScores, Neighbour, ScorerKind};
+
+/// Neighbours the top-mean scorer looks at (aurelio semantic-router's default `top_k`).
+pub const TOP_MEAN_K: usize = 5;
+/// Share given to buckets without a neighbour, so that their log-score stays finite.
+const KNN_FLOOR: f32 = 1e-3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoringError {
+    #[error(transparent)]
+    Head(#[from] HeadError),
+    #[error("the scoring model is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Fitted on held-out rows: what turns raw scores into honest probabilities.
+///
+/// Persisted in the index bundle: keep changes backward-compatible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// `softmax(z / t)` per scorer; 1 where nothing was fitted.
+    pub temperatures: BTreeMap<ScorerKind, f32>,
+    /// The head's weight in the combined scorer (the kNN vote has the rest).
+    pub head_weight: f32,
+    /// Per scorer, the lowest confidence at which accepted decisions reached
+    /// `target_precision` on the held-out rows (out-of-scope rows count as errors).
+    pub thresholds: BTreeMap<ScorerKind, OperatingPoint>,
+    pub target_precision: f64,
+    /// Held-out rows the calibration was fitted on (0: defaults, nothing fitted).
+    pub fitted_on_rows: usize,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Self {
+            temperatures: BTreeMap::new(),
+            head_weight: 0.5,
+            thresholds: BTreeMap::new(),
+            target_precision: fit::DEFAULT_TARGET_PRECISION,
+            fitted_on_rows: 0,
+        }
+    }
+}
+
+impl Calibration {
+    pub fn temperature(&self, kind: ScorerKind) -> f32 {
+        self.temperatures.get(&kind).copied().unwrap_or(1.0)
+    }
+
+    /// The fitted abstain threshold of `kind`, if one was fitted.
+    pub fn threshold(&self, kind: ScorerKind) -> Option<f32> {
+        self.thresholds.get(&kind).map(|p| p.threshold)
+    }
+}
+
+/// Everything the scorers need besides the neighbours: bucket order, centroids, the head and
+/// the calibration.
+#[derive(Debug, Clone)]
+pub struct ScoringModel {
+    buckets: Vec<BucketId>,
+    index_of: HashMap<BucketId, usize>,
+    dims: usize,
+    /// One unit vector per bucket, `buckets.len() × dims`.
+    centroids: Vec<f32>,
+    head: Option<LinearHead>,
+    calibration: Calibration,
+}
+
+impl ScoringModel {
+    /// Centroids from `rows` (vector, bucket index); `head` may be absent (fewer than two
+    /// buckets, or a bundle built without one).
+    pub fn new(
+        buckets: Vec<BucketId>,
+        dims: usize,
+        rows: &FitRows<'_>,
+        head: Option<LinearHead>,
+        calibration: Calibration,
+    ) -> Result<Self, ScoringError> {
+        if let Some(h) = &head {
+            if h.classes() != buckets.len() || h.dims() != dims {
+                return Err(ScoringError::Inconsistent(format!(
+                    "the head has {} classes × {} dims, the index {} buckets × {dims} dims",
+                    h.classes(),
+                    h.dims(),
+                    buckets.len()
+                )));
+            }
+        }
+        let centroids = centroids(buckets.len(), dims, rows);
+        let index_of = buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.clone(), i))
+            .collect();
+        Ok(Self {
+            buckets,
+            index_of,
+            dims,
+            centroids,
+            head,
+            calibration,
+        })
+    }
+
+    /// An empty model: no buckets, every score is `None`.
+    pub fn empty(dims: usize) -> Self {
+        Self {
+            buckets: Vec::new(),
+            index_of: HashMap::new(),
+            dims,
+            centroids: Vec::new(),
+            head: None,
+            calibration: Calibration::default(),
+        }
+    }
+
+    pub fn buckets(&self) -> &[BucketId] {
+        &self.buckets
+    }
+
+    pub fn head(&self) -> Option<&LinearHead> {
+        self.head.as_ref()
+    }
+
+    pub fn calibration(&self) -> &Calibration {
+        &self.calibration
+    }
+
+    pub fn with_calibration(mut self, calibration: Calibration) -> Self {
+        self.calibration = calibration;
+        self
+    }
+
+    /// The scorer that actually serves `wanted`: without a head, head-based scorers fall
+    /// back to the weighted kNN vote.
+    pub fn effective(&self, wanted: ScorerKind) -> ScorerKind {
+        match wanted {
+            ScorerKind::Head | ScorerKind::Combined if self.head.is_none() => {
+                ScorerKind::WeightedKnn
+            }
+            ScorerKind::Head
+            | ScorerKind::Combined
+            | ScorerKind::WeightedKnn
+            | ScorerKind::Centroid
+            | ScorerKind::TopMean => wanted,
+        }
+    }
+
+    /// Every bucket's calibrated probability for `query` (unit vector) with its nearest
+    /// archetypes (most similar first). `None` when there are no buckets.
+    pub fn score(
+        &self,
+        wanted: ScorerKind,
+        query: &[f32],
+        neighbours: &[Neighbour],
+    ) -> Option<BucketScores> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let kind = self.effective(wanted);
+        let raw = self.raw_scores(kind, query, neighbours);
+        let probabilities =
+            calibrate::softmax_with_temperature(&raw, self.calibration.temperature(kind));
+        let mut ranked: Vec<BucketScore> = self
+            .buckets
+            .iter()
+            .zip(probabilities)
+            .map(|(bucket, score)| BucketScore {
+                bucket: bucket.clone(),
+                score,
+            })
+            .collect();
+        // Highest first; ties to the smaller name so the same input always ranks the same.
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.bucket.cmp(&b.bucket)));
+        let winner = ranked[0].bucket.clone();
+        Some(BucketScores {
+            scorer: kind,
+            ranked,
+            top_similarity: neighbours.first().map_or(-1.0, |n| n.similarity),
+            agreeing: neighbours.iter().filter(|n| n.bucket == winner).count(),
+            considered: neighbours.len(),
+            fitted_threshold: self.calibration.threshold(kind),
+        })
+    }
+
+    /// Raw per-bucket scores `z` (in bucket order) before the temperature; `kind` must be
+    /// effective (see [`Self::effective`]).
+    pub fn raw_scores(&self, kind: ScorerKind, query: &[f32], neighbours: &[Neighbour]) -> Vec<f32> {
+        match kind {
+            ScorerKind::WeightedKnn => self
+                .knn_shares(neighbours)
+                .into_iter()
+                .map(|s| (s + KNN_FLOOR).ln())
+                .collect(),
+            ScorerKind::Centroid => self
+                .centroids
+                .chunks_exact(self.dims.max(1))
+                .map(|c| dot(c, query))
+                .collect(),
+            ScorerKind::TopMean => self.top_mean(neighbours),
+            ScorerKind::Head => self.head_logits(query),
+            ScorerKind::Combined => {
+                let head = calibrate::softmax_with_temperature(
+                    &self.head_logits(query),
+                    self.calibration.temperature(ScorerKind::Head),
+                );
+                let knn = calibrate::softmax_with_temperature(
+                    &self.raw_scores(ScorerKind::WeightedKnn, query, neighbours),
+                    self.calibration.temperature(ScorerKind::WeightedKnn),
+                );
+                let w = self.calibration.head_weight;
+                head.iter()
+                    .zip(knn)
+                    .map(|(h, k)| (w * h + (1.0 - w) * k).max(f32::MIN_POSITIVE).ln())
+                    .collect()
+            }
+        }
+    }
+
+    fn head_logits(&self, query: &[f32]) -> Vec<f32> {
+        match &self.head {
+            Some(h) if query.len() == h.dims() => h.logits(query),
+            Some(_) | None => vec![0.0; self.buckets.len()],
+        }
+    }
+
+    /// Each bucket's share of the neighbours' (non-negative) similarity.
+    fn knn_shares(&self, neighbours: &[Neighbour]) -> Vec<f32> {
+        let mut weights = vec![0f32; self.buckets.len()];
+        for n in neighbours {
+            if let Some(&i) = self.index_of.get(&n.bucket) {
+                weights[i] += n.similarity.max(0.0);
+            }
+        }
+        let total: f32 = weights.iter().sum();
+        if total > 0.0 {
+            weights.iter_mut().for_each(|w| *w /= total);
+        }
+        weights
+    }
+
+    /// Mean similarity per bucket among the first [`TOP_MEAN_K`] neighbours; 0 for buckets
+    /// without one there.
+    fn top_mean(&self, neighbours: &[Neighbour]) -> Vec<f32> {
+        let mut sums = vec![(0f32, 0usize); self.buckets.len()];
+        for n in neighbours.iter().take(TOP_MEAN_K) {
+            if let Some(&i) = self.index_of.get(&n.bucket) {
+                sums[i].0 += n.similarity;
+                sums[i].1 += 1;
+            }
+        }
+        sums.into_iter()
+            .map(|(s, c)| if c > 0 { s / c as f32 } else { 0.0 })
+            .collect()
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Each bucket's normalised mean vector, `classes × dims`.
+fn centroids(classes: usize, dims: usize, rows: &FitRows<'_>) -> Vec<f32> {
+    let mut sums = vec![0f32; classes * dims];
+    for (v, &label) in rows.vectors.iter().zip(&rows.labels) {
+        if label < classes && v.len() == dims {
+            sums[label * dims..(label + 1) * dims]
+                .iter_mut()
+                .zip(*v)
+                .for_each(|(s, x)| *s += x);
+        }
+    }
+    for c in sums.chunks_exact_mut(dims.max(1)) {
+        let norm = c.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            c.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ArchetypeId;
+
+    fn n(bucket: &str, similarity: f32) -> Neighbour {
+        Neighbour {
+            id: ArchetypeId::new(&format!("{bucket}-{similarity}")),
+            bucket: BucketId::new(bucket),
+            similarity,
+        }
+    }
+
+    fn model() -> ScoringModel {
+        let buckets = vec![BucketId::new("a"), BucketId::new("b")];
+        let vectors: Vec<&[f32]> = vec![&[1.0, 0.0], &[0.0, 1.0]];
+        let rows = FitRows {
+            vectors,
+            labels: vec![0, 1],
+        };
+        ScoringModel::new(buckets, 2, &rows, None, Calibration::default()).unwrap()
+    }
+
+    #[test]
+    fn knn_scores_follow_similarity_weight() {
+        let m = model();
+        let s = m
+            .score(
+                ScorerKind::WeightedKnn,
+                &[1.0, 0.0],
+                &[n("a", 0.9), n("b", 0.5), n("a", 0.6)],
+            )
+            .unwrap();
+        assert_eq!(s.bucket().as_str(), "a");
+        assert_eq!((s.agreeing, s.considered), (2, 3));
+        let total: f32 = s.ranked.iter().map(|r| r.score).sum();
+        assert!((total - 1.0).abs() < 1e-5);
+        assert!(s.margin() > 0.0 && s.margin() <= s.confidence());
+    }
+
+    #[test]
+    fn head_scorers_fall_back_to_knn_without_a_head() {
+        let m = model();
+        assert_eq!(m.effective(ScorerKind::Combined), ScorerKind::WeightedKnn);
+        let s = m
+            .score(ScorerKind::Head, &[0.0, 1.0], &[n("b", 0.8)])
+            .unwrap();
+        assert_eq!(s.scorer, ScorerKind::WeightedKnn);
+        assert_eq!(s.bucket().as_str(), "b");
+    }
+
+    #[test]
+    fn centroid_and_top_mean_pick_the_closest_bucket() {
+        let m = model();
+        let c = m.score(ScorerKind::Centroid, &[0.1, 0.99], &[]).unwrap();
+        assert_eq!(c.bucket().as_str(), "b");
+        let t = m
+            .score(
+                ScorerKind::TopMean,
+                &[1.0, 0.0],
+                &[n("a", 0.9), n("b", 0.85), n("b", 0.2)],
+            )
+            .unwrap();
+        // Mean of a = 0.9 beats mean of b = 0.525.
+        assert_eq!(t.bucket().as_str(), "a");
+    }
+
+    #[test]
+    fn an_empty_model_scores_nothing() {
+        assert!(ScoringModel::empty(2)
+            .score(ScorerKind::WeightedKnn, &[1.0, 0.0], &[])
+            .is_none());
+    }
+}
