@@ -174,6 +174,8 @@ pub struct BucketScores {
     pub scorer: ScorerKind,
     /// Never empty; sums to 1.
     pub ranked: Vec<BucketScore>,
+    /// Calibrated probability that the top bucket is right.
+    pub confidence: f32,
     /// Cosine similarity of the nearest archetype (-1 when none was searched).
     pub top_similarity: f32,
     /// Neighbours in the winning bucket, and neighbours considered.
@@ -190,9 +192,9 @@ impl BucketScores {
         &self.ranked[0].bucket
     }
 
-    /// The calibrated probability of the chosen bucket.
+    /// The calibrated probability that the chosen bucket is right.
     pub fn confidence(&self) -> f32 {
-        self.ranked[0].score
+        self.confidence
     }
 
     /// Top-1 minus top-2 probability (the top-1 probability when there is one bucket).

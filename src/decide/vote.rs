@@ -26,6 +26,7 @@ impl Vote {
     pub fn into_scores(self) -> BucketScores {
         BucketScores {
             scorer: ScorerKind::WeightedKnn,
+            confidence: self.confidence,
             ranked: self
                 .scores
                 .into_iter()

@@ -158,6 +158,78 @@ pub struct OperatingPoint {
     pub coverage: f64,
 }
 
+/// Platt scaling: `P(correct) = σ(a · x + b)` for a one-dimensional evidence score `x`,
+/// fitted by Newton's method on held-out rows with Platt's smoothed targets (so a set with
+/// no errors still gives a finite slope).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Platt {
+    pub a: f64,
+    pub b: f64,
+}
+
+impl Platt {
+    pub fn probability(&self, x: f32) -> f32 {
+        (1.0 / (1.0 + (-(self.a * f64::from(x) + self.b)).exp())) as f32
+    }
+
+    /// Fits `(score, correct)` points; `None` with fewer than two points.
+    pub fn fit(points: &[(f32, bool)]) -> Option<Self> {
+        if points.len() < 2 {
+            return None;
+        }
+        let positives = points.iter().filter(|(_, ok)| *ok).count() as f64;
+        let negatives = points.len() as f64 - positives;
+        let hi = (positives + 1.0) / (positives + 2.0);
+        let lo = 1.0 / (negatives + 2.0);
+        // Centre and scale x so that Newton's steps are well conditioned.
+        let n = points.len() as f64;
+        let mean = points.iter().map(|(x, _)| f64::from(*x)).sum::<f64>() / n;
+        let spread = (points
+            .iter()
+            .map(|(x, _)| (f64::from(*x) - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt()
+            .max(1e-9);
+        let (mut a, mut b) = (0.0f64, (positives + 1.0).ln() - (negatives + 1.0).ln());
+        for _ in 0..100 {
+            let (mut g_a, mut g_b, mut h_aa, mut h_ab, mut h_bb) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for &(x, ok) in points {
+                let x = (f64::from(x) - mean) / spread;
+                let t = if ok { hi } else { lo };
+                let p = 1.0 / (1.0 + (-(a * x + b)).exp());
+                let w = (p * (1.0 - p)).max(1e-12);
+                g_a += (p - t) * x;
+                g_b += p - t;
+                h_aa += w * x * x;
+                h_ab += w * x;
+                h_bb += w;
+            }
+            // A tiny ridge keeps the Hessian invertible on separable data.
+            h_aa += 1e-6;
+            h_bb += 1e-6;
+            let det = h_aa * h_bb - h_ab * h_ab;
+            if det.abs() < 1e-18 {
+                break;
+            }
+            let step_a = (h_bb * g_a - h_ab * g_b) / det;
+            let step_b = (h_aa * g_b - h_ab * g_a) / det;
+            a -= step_a;
+            b -= step_b;
+            if step_a.abs() < 1e-9 && step_b.abs() < 1e-9 {
+                break;
+            }
+        }
+        // Undo the centring: a·(x − mean)/spread + b.
+        let a_raw = a / spread;
+        Some(Self {
+            a: a_raw,
+            b: b - a_raw * mean,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +272,26 @@ mod tests {
         assert_eq!(auroc(&[0.1], &[0.9]), Some(0.0));
         assert_eq!(auroc(&[0.5], &[0.5]), Some(0.5));
         assert_eq!(auroc(&[], &[0.5]), None);
+    }
+
+    #[test]
+    fn platt_recovers_a_logistic_relation() {
+        // P(correct | x) = σ(2x − 1) sampled exactly in proportion at 11 values of x.
+        let mut points = Vec::new();
+        for step in 0..=10 {
+            let x = step as f32 / 2.0 - 2.5;
+            let p = 1.0 / (1.0 + (-(2.0 * f64::from(x) - 1.0)).exp());
+            let correct = (p * 200.0).round() as usize;
+            points.extend(std::iter::repeat_n((x, true), correct));
+            points.extend(std::iter::repeat_n((x, false), 200 - correct));
+        }
+        let platt = Platt::fit(&points).unwrap();
+        assert!((platt.a - 2.0).abs() < 0.1 && (platt.b + 1.0).abs() < 0.1, "{platt:?}");
+        assert!(platt.probability(10.0) > 0.99 && platt.probability(-10.0) < 0.01);
+        // No errors at all still gives a finite, increasing fit.
+        let all_right: Vec<(f32, bool)> = (0..10).map(|i| (i as f32, true)).collect();
+        let p = Platt::fit(&all_right).unwrap();
+        assert!(p.a.is_finite() && p.probability(9.0) <= 1.0);
     }
 
     #[test]

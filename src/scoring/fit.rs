@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::calibrate::{
     expected_calibration_error, fit_temperature, softmax_with_temperature,
-    threshold_for_precision, OperatingPoint, Scored,
+    threshold_for_precision, OperatingPoint, Platt, Scored,
 };
 use super::head::{HeadOptions, LinearHead};
 use super::{Calibration, ScoringError, ScoringModel};
@@ -237,16 +237,35 @@ fn calibrate(
         .insert(ScorerKind::Combined, fit_temperature(&in_scope(&combined)));
     raw_by_kind.insert(ScorerKind::Combined, combined);
 
-    let mut reports = Vec::new();
-    for (kind, raw) in raw_by_kind {
-        let t = calibration.temperature(kind);
-        let points: Vec<(f32, Option<bool>)> = raw
+    let closeness: Vec<f32> = rows.vectors.iter().map(|v| model.closeness(v)).collect();
+    // (top bucket, top score) per row and scorer, with the temperatures fitted above.
+    let mut tops = std::collections::BTreeMap::new();
+    for (kind, raw) in &raw_by_kind {
+        let t = calibration.temperature(*kind);
+        let top: Vec<(usize, f32)> = raw
             .iter()
+            .map(|z| argmax(&softmax_with_temperature(z, t)))
+            .collect();
+        let in_scope_points: Vec<(f32, bool)> = top
+            .iter()
+            .zip(&closeness)
             .zip(&rows.labels)
-            .map(|(z, label)| {
-                let p = softmax_with_temperature(z, t);
-                let (best, conf) = argmax(&p);
-                (conf, label.map(|l| l == best))
+            .filter_map(|((&(best, _), &c), label)| label.map(|l| (c, l == best)))
+            .collect();
+        if let Some(platt) = Platt::fit(&in_scope_points) {
+            calibration.confidence.insert(*kind, platt);
+        }
+        tops.insert(*kind, top);
+    }
+    let fitted = model.clone().with_calibration(calibration.clone());
+    let mut reports = Vec::new();
+    for (kind, top) in tops {
+        let points: Vec<(f32, Option<bool>)> = top
+            .iter()
+            .zip(&rows.vectors)
+            .zip(&rows.labels)
+            .map(|((&(best, score), v), label)| {
+                (fitted.confidence(kind, v, score), label.map(|l| l == best))
             })
             .collect();
         let candidates: Vec<Scored> = points
@@ -266,9 +285,12 @@ fn calibrate(
         }
         reports.push(ScorerFitReport {
             scorer: kind,
-            accuracy: share(in_scope_points.iter().filter(|(_, ok)| *ok).count(), in_scope_points.len()),
+            accuracy: share(
+                in_scope_points.iter().filter(|(_, ok)| *ok).count(),
+                in_scope_points.len(),
+            ),
             ece: expected_calibration_error(&in_scope_points),
-            temperature: t,
+            temperature: calibration.temperature(kind),
             threshold,
         });
     }
