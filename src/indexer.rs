@@ -67,6 +67,19 @@ pub fn rebuild_index(
     previous: Option<&LoadedIndex>,
     progress: &dyn Fn(usize, usize),
 ) -> Result<LoadedIndex, IndexerError> {
+    let fit = FitOptions::default();
+    Ok(rebuild_index_fitted(examples, embedder, hnsw, previous, &fit, progress)?.0)
+}
+
+/// [`rebuild_index`] with the scorers fitted by `fit`; returns the fit report too.
+pub fn rebuild_index_fitted(
+    examples: &ExampleSet,
+    embedder: &dyn Embedder,
+    hnsw: HnswParams,
+    previous: Option<&LoadedIndex>,
+    fit: &FitOptions,
+    progress: &dyn Fn(usize, usize),
+) -> Result<(LoadedIndex, FitReport), IndexerError> {
     let reusable = previous
         .filter(|p| &p.manifest().model == embedder.fingerprint())
         .map(LoadedIndex::vectors_by_text)
@@ -111,7 +124,7 @@ pub fn rebuild_index(
         examples.content_sha256(),
         hnsw,
     )?;
-    Ok(fit_index(index, &FitOptions::default(), None)?.0)
+    fit_index(index, fit, None)
 }
 
 /// Fits the index's scorers (head, temperatures, combined weight, thresholds) on its own

@@ -27,6 +27,7 @@ pub mod health;
 pub mod indexer;
 pub mod pipeline;
 pub mod store;
+pub mod uncertain;
 
 pub mod live;
 

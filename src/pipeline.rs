@@ -13,6 +13,7 @@ use crate::embed::{EmbedError, Embedded, Embedder};
 use crate::health::HealthBoard;
 use crate::index::{IndexError, LoadedIndex};
 use crate::types::{elapsed_micros, BucketId, BucketScores};
+use crate::uncertain::{is_uncertain, UncertainQueue};
 
 /// Decisions tried per request when probes of half-open targets are claimed by others first:
 /// each failed claim takes one target out of the next try, and a bucket has at most three.
@@ -99,6 +100,7 @@ pub struct ClassifyInput {
 pub struct Pipeline {
     embedder: Arc<dyn Embedder>,
     health: Arc<HealthBoard>,
+    uncertain: Arc<UncertainQueue>,
 }
 
 impl Pipeline {
@@ -108,7 +110,22 @@ impl Pipeline {
     }
 
     pub fn with_health(embedder: Arc<dyn Embedder>, health: Arc<HealthBoard>) -> Self {
-        Self { embedder, health }
+        Self {
+            embedder,
+            health,
+            uncertain: Arc::new(UncertainQueue::default()),
+        }
+    }
+
+    /// Replaces the queue of uncertain decisions (e.g. another capacity, or 0 to keep none).
+    pub fn with_uncertain(mut self, queue: Arc<UncertainQueue>) -> Self {
+        self.uncertain = queue;
+        self
+    }
+
+    /// Decisions the router was unsure of, for labeling (`GET /admin/uncertain`).
+    pub fn uncertain(&self) -> &Arc<UncertainQueue> {
+        &self.uncertain
     }
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
@@ -169,7 +186,7 @@ impl Pipeline {
         );
         let routing = self.route(&snapshot.policy, scores.as_ref(), &request, decide_start)?;
         let decide_us = elapsed_micros(decide_start);
-        Ok(Decision {
+        let decision = Decision {
             decision_id: ulid::Ulid::new().to_string(),
             request_id: input.request_id.clone(),
             bucket: routing.bucket,
@@ -198,7 +215,11 @@ impl Pipeline {
                 decide: decide_us,
                 total: elapsed_micros(start),
             },
-        })
+        };
+        if is_uncertain(&decision, snapshot.policy.matching.uncertain_margin) {
+            self.uncertain.offer(&decision, &input.text);
+        }
+        Ok(decision)
     }
 
     /// Decides with the current health view; when the decision would be the probe of a

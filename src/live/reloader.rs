@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::LiveState;
 use crate::embed::Embedder;
 use crate::index::HnswParams;
-use crate::indexer::rebuild_index;
+use crate::indexer::rebuild_index_fitted;
+use crate::scoring::{FitOptions, FitReport};
 use crate::store::ArchetypeStore;
 
 /// What to reload. Ordered: a run applies the policy first, so a rebuild checks its buckets
@@ -29,6 +30,9 @@ pub enum ReloadKind {
     Archetypes,
     /// Rebuild the index from the store as it is.
     Rebuild,
+    /// Refit the scorers (head, calibration, thresholds) on the live archetypes, even when
+    /// they did not change; vectors are reused, nothing is re-embedded.
+    Fit,
 }
 
 impl ReloadKind {
@@ -37,6 +41,7 @@ impl ReloadKind {
             Self::Policy => "policy",
             Self::Archetypes => "archetypes",
             Self::Rebuild => "rebuild",
+            Self::Fit => "fit",
         }
     }
 }
@@ -46,6 +51,8 @@ type Reply = oneshot::Sender<Result<String, String>>;
 struct Request {
     kind: ReloadKind,
     reply: Option<Reply>,
+    /// For [`ReloadKind::Fit`]: the in-scope precision the thresholds aim for from now on.
+    target_precision: Option<f64>,
 }
 
 /// What `/ready` and `/info` show about reloading.
@@ -67,7 +74,15 @@ pub struct ReloadHandle {
 impl ReloadHandle {
     /// Queues a reload and returns at once (safe from any thread, sync or async).
     pub fn send(&self, kind: ReloadKind) {
-        if self.tx.send(Request { kind, reply: None }).is_err() {
+        if self
+            .tx
+            .send(Request {
+                kind,
+                reply: None,
+                target_precision: None,
+            })
+            .is_err()
+        {
             tracing::warn!(
                 kind = kind.name(),
                 "the reloader has stopped; request dropped"
@@ -77,11 +92,26 @@ impl ReloadHandle {
 
     /// Queues a reload and waits for the run that includes it.
     pub async fn request(&self, kind: ReloadKind) -> Result<String, String> {
+        self.request_with(kind, None).await
+    }
+
+    /// Refits the scorers with thresholds aimed at `target_precision` (kept for later
+    /// rebuilds) and answers with the fit report as JSON.
+    pub async fn fit(&self, target_precision: Option<f64>) -> Result<String, String> {
+        self.request_with(ReloadKind::Fit, target_precision).await
+    }
+
+    async fn request_with(
+        &self,
+        kind: ReloadKind,
+        target_precision: Option<f64>,
+    ) -> Result<String, String> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request {
                 kind,
                 reply: Some(reply),
+                target_precision,
             })
             .map_err(|_| "the reloader has stopped".to_owned())?;
         answer
@@ -103,6 +133,8 @@ pub struct Reloader {
     /// Where rebuilt bundles are saved (atomically) for the next start.
     pub bundle_dir: PathBuf,
     pub hnsw: HnswParams,
+    /// How every rebuild fits the scorers; `POST /admin/fit` may change the target precision.
+    pub fit: Mutex<FitOptions>,
 }
 
 impl Reloader {
@@ -121,6 +153,7 @@ impl Reloader {
     fn apply(&self, kinds: &BTreeSet<ReloadKind>) -> BTreeMap<ReloadKind, Result<String, String>> {
         let mut results = BTreeMap::new();
         let mut rebuild = kinds.contains(&ReloadKind::Rebuild);
+        let refit = kinds.contains(&ReloadKind::Fit);
         if kinds.contains(&ReloadKind::Policy) {
             let outcome = self
                 .live
@@ -137,9 +170,9 @@ impl Reloader {
                 }
             }
         }
-        if rebuild {
-            let outcome = self.rebuild();
-            for kind in [ReloadKind::Archetypes, ReloadKind::Rebuild] {
+        if rebuild || refit {
+            let outcome = self.rebuild(refit);
+            for kind in [ReloadKind::Archetypes, ReloadKind::Rebuild, ReloadKind::Fit] {
                 if kinds.contains(&kind) && !results.contains_key(&kind) {
                     results.insert(kind, outcome.clone());
                 }
@@ -150,17 +183,21 @@ impl Reloader {
 
     /// Rebuilds the index from the store (re-embedding only new texts), checks it against the
     /// policy, saves it for the next start and swaps it in.
-    fn rebuild(&self) -> Result<String, String> {
+    /// Rebuilds the index when the archetypes changed (or always, with `refit`); with
+    /// `refit` the answer is the fit report as JSON.
+    fn rebuild(&self, refit: bool) -> Result<String, String> {
         let examples = lock(&self.store).examples().clone();
         let previous = self.live.snapshot();
-        if previous.index.manifest().examples_sha256 == examples.content_sha256() {
+        if !refit && previous.index.manifest().examples_sha256 == examples.content_sha256() {
             return Ok(format!("index unchanged ({})", previous.index.version()));
         }
-        let mut index = rebuild_index(
+        let fit = lock(&self.fit).clone();
+        let (mut index, report) = rebuild_index_fitted(
             &examples,
             self.embedder.as_ref(),
             self.hnsw,
             Some(&previous.index),
+            &fit,
             &|_, _| {},
         )
         .map_err(|e| e.to_string())?;
@@ -174,8 +211,15 @@ impl Reloader {
             .live
             .swap_index(Arc::new(index))
             .map_err(|e| e.to_string())?;
+        if refit {
+            return Ok(fit_summary(&report, &versions));
+        }
         Ok(format!("index → {versions}"))
     }
+}
+
+fn fit_summary(report: &FitReport, versions: &str) -> String {
+    serde_json::json!({"versions": versions, "fit": report}).to_string()
 }
 
 async fn run(
@@ -189,6 +233,9 @@ async fn run(
             batch.push(more);
         }
         let kinds: BTreeSet<ReloadKind> = batch.iter().map(|r| r.kind).collect();
+        if let Some(target) = batch.iter().rev().find_map(|r| r.target_precision) {
+            lock(&reloader.fit).target_precision = target;
+        }
         lock(&status).running = true;
         let worker = Arc::clone(&reloader);
         let job_kinds = kinds.clone();

@@ -1,6 +1,6 @@
 //! Archetype management and admin endpoints (all behind the admin token):
 //! `POST /archetypes`, `DELETE /archetypes/{id}`, `GET /archetypes`, `POST /admin/reload`,
-//! `POST /admin/rebuild`. Changes are durable before the answer; the index catches up in
+//! `POST /admin/rebuild`, `POST /admin/fit`, `GET /admin/uncertain`. Changes are durable before the answer; the index catches up in
 //! the background through the one reloader, and the answer names the index version that
 //! will contain them.
 
@@ -213,4 +213,70 @@ pub async fn rebuild(State(state): State<AppState>) -> Result<(StatusCode, Json<
     let core = state.core()?;
     core.reloads.send(ReloadKind::Rebuild);
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": "rebuild"}))))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitBody {
+    /// In-scope precision the abstain thresholds aim for (kept for later rebuilds).
+    pub target_precision: Option<f64>,
+}
+
+/// Refits the scorers on the live archetypes and swaps the result in; answers with the fit
+/// report (per scorer: held-out accuracy, ECE, temperature, threshold).
+pub async fn fit(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let body: FitBody = if body.iter().all(u8::is_ascii_whitespace) {
+        FitBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?
+    };
+    if let Some(p) = body.target_precision {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(ApiError::InvalidRequest(format!(
+                "`target_precision` must be in (0, 1], not {p}"
+            )));
+        }
+    }
+    let summary = core
+        .reloads
+        .fit(body.target_precision)
+        .await
+        .map_err(ApiError::ReloadFailed)?;
+    let report: Value = serde_json::from_str(&summary)
+        .map_err(|e| ApiError::Internal(format!("fit report: {e}")))?;
+    let snapshot = core.live.snapshot();
+    Ok(Json(json!({
+        "fit": report["fit"],
+        "policy_version": snapshot.policy.version,
+        "index_version": snapshot.index.version(),
+        "scorer": snapshot.index.scoring().effective(snapshot.policy.matching.scorer),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UncertainQuery {
+    pub limit: Option<usize>,
+}
+
+/// The newest decisions the router was unsure of, newest first, for labeling.
+pub async fn uncertain(
+    State(state): State<AppState>,
+    Query(query): Query<UncertainQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let core = state.core()?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let queue = core.pipeline.uncertain();
+    let (items, seen) = queue.newest(limit);
+    Ok(Json(json!({
+        "items": items,
+        "held": queue.len(),
+        "capacity": queue.capacity(),
+        "seen": seen,
+        "uncertain_margin": core.live.snapshot().policy.matching.uncertain_margin,
+    })))
 }

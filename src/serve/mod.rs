@@ -145,6 +145,8 @@ pub fn build_app(state: AppState) -> Router {
         )
         .route("/admin/reload", post(admin::reload))
         .route("/admin/rebuild", post(admin::rebuild))
+        .route("/admin/fit", post(admin::fit))
+        .route("/admin/uncertain", get(admin::uncertain))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

@@ -126,6 +126,7 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> anyhow::R
         policy_path: parts.paths.policy.clone(),
         bundle_dir: default_bundle_dir(&parts.paths.data_dir),
         hnsw: HnswParams::default(),
+        fit: std::sync::Mutex::new(crate::scoring::FitOptions::default()),
     }
     .spawn(runtime);
     Ok(Core {
