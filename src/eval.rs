@@ -198,6 +198,21 @@ pub fn evaluate(
     Ok(reports(&outcomes, options))
 }
 
+/// Scores an already fitted `index` on embedded rows (`vectors[i]` is `rows[i]`'s).
+pub fn evaluate_embedded(
+    index: &LoadedIndex,
+    rows: &[LabeledRow],
+    vectors: &[Embedding],
+    options: &EvalOptions,
+) -> Result<Vec<EvalReport>, EvalError> {
+    let outcomes = rows
+        .iter()
+        .zip(vectors)
+        .map(|(row, v)| judge(index, row, v, 0.0, options))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(reports(&outcomes, options))
+}
+
 /// `folds`-fold cross-validation on `rows` (row `i` is in fold `i mod folds` of its label,
 /// so every fold has each label's share): every row is classified once, by an index built
 /// without its fold. Rows are embedded once, in batches; latency is search + score only.

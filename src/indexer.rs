@@ -80,6 +80,19 @@ pub fn rebuild_index_fitted(
     fit: &FitOptions,
     progress: &dyn Fn(usize, usize),
 ) -> Result<(LoadedIndex, FitReport), IndexerError> {
+    let index = embed_index(examples, embedder, hnsw, previous, progress)?;
+    fit_index(index, fit, None)
+}
+
+/// The index of `examples` with unfitted scorers (kNN and centroids only): for callers that
+/// fit it themselves, e.g. on their own calibration rows.
+pub fn embed_index(
+    examples: &ExampleSet,
+    embedder: &dyn Embedder,
+    hnsw: HnswParams,
+    previous: Option<&LoadedIndex>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<LoadedIndex, IndexerError> {
     let reusable = previous
         .filter(|p| &p.manifest().model == embedder.fingerprint())
         .map(LoadedIndex::vectors_by_text)
@@ -117,14 +130,13 @@ pub fn rebuild_index_fitted(
                 .expect("every example has a reused or fresh vector. This is a bug."),
         })
         .collect();
-    let index = LoadedIndex::build(
+    Ok(LoadedIndex::build(
         &entries,
         embedder.dims(),
         embedder.fingerprint().clone(),
         examples.content_sha256(),
         hnsw,
-    )?;
-    fit_index(index, fit, None)
+    )?)
 }
 
 /// Fits the index's scorers (head, temperatures, combined weight, thresholds) on its own

@@ -132,7 +132,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn render(out: &mut String, r: &EvalReport) {
+pub(super) fn render(out: &mut String, r: &EvalReport) {
     let _ = writeln!(
         out,
         "== {} ==\naccuracy {:.4}   macro-F1 {:.4}   n {} in scope ({} out of scope, not counted)",

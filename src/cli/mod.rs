@@ -1,10 +1,11 @@
-//! The command line: `router serve | train | classify | embed | eval | model`.
+//! The command line: `router serve | train | classify | embed | eval | fit | bench | model`.
 //! Thin: each command parses flags, calls the library, prints. The only users of anyhow and
 //! clap besides `serve`.
 
 mod args;
 mod bench;
 mod eval;
+mod fit;
 mod model;
 mod stdin_jsonl;
 mod train;
@@ -33,6 +34,8 @@ pub enum Command {
     Embed(stdin_jsonl::EmbedArgs),
     /// Measure routing accuracy: train on one labeled file, test on another.
     Eval(eval::EvalArgs),
+    /// Fit the head, calibration and abstain thresholds on validation rows; print the report.
+    Fit(fit::FitArgs),
     /// Measure /classify latency and throughput over HTTP with real prompts.
     Bench(bench::BenchArgs),
     /// Fetch and verify the model files, or verify what is cached.
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Classify(args) => stdin_jsonl::classify(&args),
         Command::Embed(args) => stdin_jsonl::embed(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Fit(args) => fit::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Model(command) => model::run(&command),
     }

@@ -426,3 +426,81 @@ async fn feedback_opens_a_breaker_and_decisions_skip_the_open_target() {
         "{reasons:?}"
     );
 }
+
+#[tokio::test]
+async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeling() {
+    let app = admin_app(common::core(), Limits::default());
+    let (status, body) = send(
+        &app,
+        "POST",
+        "/admin/fit",
+        Some(json!({"target_precision": 0.9})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scorer"], "combined");
+    let fit = &body["fit"];
+    assert_eq!(fit["target_precision"], 0.9);
+    assert!(fit["rows_calibrated"].as_u64().unwrap() > 100, "{fit}");
+    let combined = fit["scorers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scorer"] == "combined")
+        .unwrap();
+    assert!(combined["accuracy"].as_f64().unwrap() > 0.7, "{combined}");
+    let (status, _) = send(
+        &app,
+        "POST",
+        "/admin/fit",
+        Some(json!({"target_precision": 1.5})),
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A clear request, and one between two buckets (summarize vs. extract from one passage).
+    let (_, clear) = send(
+        &app,
+        "POST",
+        "/classify",
+        Some(json!({"prompt": "Write a Python function that reverses a linked list."})),
+        None,
+    )
+    .await;
+    assert_eq!(clear["bucket"], "code");
+    let margin = clear["margin"].as_f64().unwrap();
+    let scores = clear["scores"].as_array().unwrap();
+    assert!(margin > 0.0 && margin <= scores[0]["score"].as_f64().unwrap());
+    let (_, vague) = send(
+        &app,
+        "POST",
+        "/classify",
+        Some(json!({"prompt": "hmm, what about the other thing from before?"})),
+        None,
+    )
+    .await;
+    let (status, queue) = send(&app, "GET", "/admin/uncertain?limit=10", None, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    let items = queue["items"].as_array().unwrap();
+    let threshold = queue["uncertain_margin"].as_f64().unwrap();
+    assert!(!items.is_empty(), "the vague prompt is uncertain: {vague}");
+    for (decision, text) in [(&clear, "linked list"), (&vague, "other thing")] {
+        let uncertain = decision["abstained"] == true
+            || decision["margin"].as_f64().unwrap() < threshold;
+        let kept = items
+            .iter()
+            .any(|i| i["decision_id"] == decision["decision_id"]);
+        assert_eq!(kept, uncertain, "{decision}");
+        if kept {
+            let item = items
+                .iter()
+                .find(|i| i["decision_id"] == decision["decision_id"])
+                .unwrap();
+            assert!(item["text"].as_str().unwrap().contains(text));
+        }
+    }
+    let (status, _) = send(&app, "GET", "/admin/uncertain", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
