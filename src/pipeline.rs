@@ -12,7 +12,7 @@ use crate::decide::{decide_scored, DecideError, Decision, Policy, RequestContext
 use crate::embed::{EmbedError, Embedded, Embedder};
 use crate::health::HealthBoard;
 use crate::index::{IndexError, LoadedIndex};
-use crate::types::{elapsed_micros, BucketId, BucketScores};
+use crate::types::{elapsed_micros, BucketId, BucketScores, Neighbour};
 use crate::uncertain::{is_uncertain, UncertainQueue};
 
 /// Decisions tried per request when probes of half-open targets are claimed by others first:
@@ -80,6 +80,15 @@ impl Snapshot {
         }
         Ok(())
     }
+}
+
+/// What the embedding and the index say about one text: everything a decision needs besides
+/// the request context, the policy's rules and provider health. Cacheable per snapshot.
+#[derive(Debug, Clone)]
+pub struct Semantic {
+    pub embedded: Embedded,
+    pub neighbours: Vec<Neighbour>,
+    pub search_us: u64,
 }
 
 /// What one request asks the router to classify.
@@ -171,18 +180,45 @@ impl Pipeline {
         embedded: Embedded,
         start: Instant,
     ) -> Result<Decision, PipelineError> {
+        let semantic = self.search(snapshot, embedded)?;
+        self.decide_semantic(snapshot, input, &semantic, start)
+    }
+
+    /// The index's neighbours of an embedded text: the part of a decision that depends only on
+    /// the text and the snapshot, not on the request context or provider health.
+    pub fn search(
+        &self,
+        snapshot: &Snapshot,
+        embedded: Embedded,
+    ) -> Result<Semantic, PipelineError> {
         let search_start = Instant::now();
         let neighbours = snapshot
             .index
             .neighbours(&embedded.embedding, snapshot.policy.matching.k)?;
-        let search_us = elapsed_micros(search_start);
+        Ok(Semantic {
+            embedded,
+            neighbours,
+            search_us: elapsed_micros(search_start),
+        })
+    }
+
+    /// Decides from a text's semantic part (fresh or cached) with this request's context and
+    /// the current provider health; `start` is when the request began, for `timings_us.total`.
+    pub fn decide_semantic(
+        &self,
+        snapshot: &Snapshot,
+        input: &ClassifyInput,
+        semantic: &Semantic,
+        start: Instant,
+    ) -> Result<Decision, PipelineError> {
+        let embedded = &semantic.embedded;
         let decide_start = Instant::now();
         let mut request = input.context.clone();
-        request.prompt_tokens = whole_prompt_tokens(&embedded, input);
+        request.prompt_tokens = whole_prompt_tokens(embedded, input);
         let scores = snapshot.index.scoring().score(
             snapshot.policy.matching.scorer,
             embedded.embedding.as_slice(),
-            &neighbours,
+            &semantic.neighbours,
         );
         let routing = self.route(&snapshot.policy, scores.as_ref(), &request, decide_start)?;
         let decide_us = elapsed_micros(decide_start);
@@ -202,7 +238,7 @@ impl Pipeline {
             estimated_input_cost_usd: routing.estimated_input_cost_usd,
             canary: routing.canary,
             shadow: routing.shadow,
-            neighbours,
+            neighbours: semantic.neighbours.clone(),
             tokens: embedded.tokens,
             prompt_tokens: request.prompt_tokens,
             truncated: embedded.truncated,
@@ -211,7 +247,7 @@ impl Pipeline {
             timings_us: Timings {
                 tokenize: embedded.tokenize_us,
                 embed: embedded.forward_us,
-                search: search_us,
+                search: semantic.search_us,
                 decide: decide_us,
                 total: elapsed_micros(start),
             },

@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// Largest batch of /classify/batch and /embed.
     #[arg(long, env = "ROUTER_MAX_BATCH", default_value_t = Limits::default().max_batch)]
     pub max_batch: usize,
+    /// Memory budget in bytes of the decision cache that serves repeated prompts (0 turns it
+    /// off). Emptied by every policy reload or index swap.
+    #[arg(long, env = "ROUTER_CACHE_BYTES", default_value_t = Limits::default().cache_bytes)]
+    pub cache_bytes: usize,
 }
 
 impl ServeArgs {
@@ -109,6 +113,7 @@ impl ServeArgs {
                     .clamp(1, crate::index::usearch_index::SEARCH_CONTEXTS),
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),
+                cache_bytes: self.cache_bytes,
             },
         })
     }

@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod bench_index;
 mod eval;
 mod fit;
 mod model;
@@ -38,6 +39,8 @@ pub enum Command {
     Fit(fit::FitArgs),
     /// Measure /classify latency and throughput over HTTP with real prompts.
     Bench(bench::BenchArgs),
+    /// Measure HNSW recall@k against exact search, search latency and memory on real vectors.
+    BenchIndex(bench_index::BenchIndexArgs),
     /// Fetch and verify the model files, or verify what is cached.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::Fit(args) => fit::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::BenchIndex(args) => bench_index::run(&args),
         Command::Model(command) => model::run(&command),
     }
 }

@@ -363,7 +363,13 @@ impl LoadedIndex {
                 manifest.index_sha256
             )));
         }
-        let search = UsearchIndex::load(&index_path, manifest.dims, manifest.hnsw)?;
+        // Mapped, not copied: bundles are only ever replaced by renaming (see `save`), never
+        // rewritten in place, so the mapping stays valid for as long as this index lives.
+        let search = if manifest.keys.is_empty() {
+            UsearchIndex::load(&index_path, manifest.dims, manifest.hnsw)?
+        } else {
+            UsearchIndex::view(&index_path, manifest.dims, manifest.hnsw)?
+        };
         if search.len() != manifest.keys.len() {
             return Err(refuse(format!(
                 "{INDEX_FILE} holds {} vectors but the manifest lists {} keys",

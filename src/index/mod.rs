@@ -7,13 +7,14 @@
 
 pub mod bundle;
 pub mod exact;
+pub mod recall;
 pub mod usearch_index;
 
 use crate::types::Embedding;
 
 pub use bundle::{BundleManifest, IndexKey, LoadedIndex};
 pub use exact::ExactIndex;
-pub use usearch_index::{HnswParams, UsearchIndex};
+pub use usearch_index::{HnswParams, Quantization, UsearchIndex};
 
 /// One search hit: the archetype's key and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,6 +1,9 @@
 //! Route handlers: parse, take one snapshot, hand CPU work to a blocking thread behind the
 //! admission semaphore, map errors once.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
@@ -53,18 +56,48 @@ fn log_decision(d: &Decision) {
     super::metrics::record_decision(d);
 }
 
+/// `x-router-cache: hit | miss`: whether the decision's semantic part came from the cache.
+const CACHE_HEADER: &str = "x-router-cache";
+
 pub async fn classify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ClassifyRequest>,
-) -> Result<Json<Decision>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
+    let start = Instant::now();
     let core = state.core()?;
     let input = request.into_input()?;
-    let permit = admit(&state)?;
     let snapshot = core.live.snapshot();
-    let pipeline = core.pipeline.clone();
-    let decision = run_blocking(permit, move || Ok(pipeline.classify(&snapshot, &input)?)).await?;
+    let key = state.cache.key(&input.text);
+    if let Some(semantic) = key.as_deref().and_then(|k| state.cache.get(k, &snapshot)) {
+        ::metrics::counter!(super::metrics::CACHE_HITS_TOTAL).increment(1);
+        // Decide is microseconds of work: no need to leave the async thread for it.
+        let decision = core
+            .pipeline
+            .decide_semantic(&snapshot, &input, &semantic, start)?;
+        log_decision(&decision);
+        return Ok(([(CACHE_HEADER, "hit")], Json(decision)));
+    }
+    if key.is_some() {
+        ::metrics::counter!(super::metrics::CACHE_MISSES_TOTAL).increment(1);
+    }
+    let permit = admit(&state)?;
+    let decision = match state.batcher.get() {
+        Some(batcher) => {
+            let (decision, semantic) = batcher
+                .classify(permit, Arc::clone(&snapshot), input, start)
+                .await?;
+            if let Some(key) = key {
+                state.cache.insert(key, &snapshot, &semantic);
+            }
+            decision
+        }
+        None => {
+            let pipeline = core.pipeline.clone();
+            run_blocking(permit, move || Ok(pipeline.classify(&snapshot, &input)?)).await?
+        }
+    };
     log_decision(&decision);
-    Ok(Json(decision))
+    Ok(([(CACHE_HEADER, "miss")], Json(decision)))
 }
 
 pub async fn classify_batch(
@@ -215,6 +248,7 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError
             "max_in_flight": state.limits.max_in_flight,
             "max_body_bytes": state.limits.max_body_bytes,
             "max_batch": state.limits.max_batch,
+            "cache_bytes": state.limits.cache_bytes,
         },
     })))
 }

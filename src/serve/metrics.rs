@@ -8,11 +8,17 @@ pub const STAGE_DURATION_SECONDS: &str = "router_stage_duration_seconds";
 pub const DECISIONS_TOTAL: &str = "router_decisions_total";
 pub const OVERLOADED_TOTAL: &str = "router_overloaded_total";
 pub const RELOAD_TOTAL: &str = "router_reload_total";
+pub const CACHE_HITS_TOTAL: &str = "router_cache_hits_total";
+pub const CACHE_MISSES_TOTAL: &str = "router_cache_misses_total";
+/// Requests embedded together by the `/classify` batch worker.
+pub const BATCH_SIZE: &str = "router_batch_size";
 
 /// Histogram buckets in seconds: the interesting range is 0.2 ms to 50 ms.
 const STAGE_BUCKETS: [f64; 12] = [
     0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.05, 0.1,
 ];
+
+const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0];
 
 /// Installs the process-wide recorder (the `metrics` facade is global by design) and returns
 /// the handle that renders it. A second call in the same process (tests building several
@@ -23,6 +29,8 @@ pub fn install() -> PrometheusHandle {
             Matcher::Full(STAGE_DURATION_SECONDS.to_owned()),
             &STAGE_BUCKETS,
         )
+        .expect("bucket list is non-empty. This is a bug.")
+        .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.to_owned()), &BATCH_BUCKETS)
         .expect("bucket list is non-empty. This is a bug.")
         .build_recorder();
     let handle = recorder.handle();

@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batcher;
+pub mod cache;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
@@ -38,6 +40,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest `/classify/batch` or `/embed` batch.
     pub max_batch: usize,
+    /// Weight budget of the decision cache in bytes (0 turns it off).
+    pub cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +50,7 @@ impl Default for Limits {
             max_in_flight: 32,
             max_body_bytes: 4 * 1024 * 1024,
             max_batch: 64,
+            cache_bytes: cache::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -69,6 +74,9 @@ pub struct AppState {
     /// What start-up is doing, for `/ready` while `core` is unset.
     phase: Arc<Mutex<String>>,
     admission: Arc<Semaphore>,
+    /// Set with the core: micro-batches `/classify`.
+    batcher: Arc<OnceLock<batcher::Batcher>>,
+    cache: Arc<cache::DecisionCache>,
     limits: Limits,
     metrics: Option<PrometheusHandle>,
     admin_token: Option<auth::AdminToken>,
@@ -81,6 +89,8 @@ impl AppState {
             core: Arc::new(OnceLock::new()),
             phase: Arc::new(Mutex::new("starting".to_owned())),
             admission: Arc::new(Semaphore::new(limits.max_in_flight)),
+            batcher: Arc::new(OnceLock::new()),
+            cache: Arc::new(cache::DecisionCache::new(limits.cache_bytes)),
             limits,
             metrics,
             admin_token: None,
@@ -101,6 +111,13 @@ impl AppState {
     }
 
     pub fn set_core(&self, core: Core) {
+        match batcher::Batcher::spawn(Arc::clone(&core.pipeline)) {
+            Ok(b) => {
+                let _ = self.batcher.set(b);
+            }
+            // Without the worker, /classify runs one request per blocking task.
+            Err(e) => tracing::error!(error = %e, "cannot start the batch worker"),
+        }
         if self.core.set(core).is_err() {
             tracing::warn!("the router core was already set; keeping the first");
         }

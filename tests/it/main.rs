@@ -15,3 +15,4 @@ mod http;
 mod index_recall;
 mod policy_file;
 mod reload;
+mod serving;

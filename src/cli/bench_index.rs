@@ -1,0 +1,185 @@
+//! `router bench-index`: recall@k of usearch HNSW against exact search, search latency, build
+//! time and memory, on real vectors at several index sizes and HNSW settings. The figures
+//! behind the default [`HnswParams`].
+//!
+//! Vectors come from `router embed`'s output (JSONL `{"embedding": [...]}`), so they are
+//! embedded once and reused. They are shuffled with a fixed seed; the last `--queries` are
+//! held out as queries, never indexed.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::json;
+
+use crate::eval::Percentiles;
+use crate::index::recall::recall_at_k;
+use crate::index::{ExactIndex, HnswParams, Quantization, UsearchIndex, VectorSearch};
+use crate::types::Embedding;
+
+#[derive(Debug, Args)]
+pub struct BenchIndexArgs {
+    /// JSONL with an `embedding` array per line (what `router embed` writes).
+    #[arg(long)]
+    pub vectors: PathBuf,
+    /// Index sizes to measure (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000usize, 10_000, 100_000])]
+    pub sizes: Vec<usize>,
+    /// Held-out query vectors.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Neighbours per search.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long, value_delimiter = ',', default_values_t = [HnswParams::default().connectivity])]
+    pub connectivity: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [HnswParams::default().expansion_add])]
+    pub expansion_add: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_values_t = [HnswParams::default().expansion_search])]
+    pub expansion_search: Vec<usize>,
+    /// Vector storage: f32, f16 or i8 (comma-separated to compare).
+    #[arg(long, value_delimiter = ',', default_value = "f16")]
+    pub quantization: Vec<Quantization>,
+    /// One JSON object per configuration instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
+    let mut vectors = read_vectors(&args.vectors)?;
+    shuffle(&mut vectors);
+    let largest = args.sizes.iter().copied().max().unwrap_or(0);
+    if vectors.len() < largest + args.queries {
+        bail!(
+            "{} has {} vectors; sizes up to {largest} plus {} queries need {}",
+            args.vectors.display(),
+            vectors.len(),
+            args.queries,
+            largest + args.queries
+        );
+    }
+    let queries = vectors.split_off(vectors.len() - args.queries);
+    let dims = queries.first().map_or(0, Embedding::dims);
+    for &n in &args.sizes {
+        let entries: Vec<(u64, &Embedding)> = vectors[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v))
+            .collect();
+        let exact = ExactIndex::build(dims, &entries)?;
+        let (exact_latency, _) = latencies(&exact, &queries, args.k)?;
+        report(
+            args,
+            &json!({"size": n, "search": "exact", "p50_us": exact_latency.p50, "p99_us": exact_latency.p99}),
+        )?;
+        for &quantization in &args.quantization {
+            for &connectivity in &args.connectivity {
+                for &expansion_add in &args.expansion_add {
+                    let params = HnswParams {
+                        connectivity,
+                        expansion_add,
+                        quantization,
+                        ..HnswParams::default()
+                    };
+                    let started = Instant::now();
+                    let index = UsearchIndex::build(dims, params, &entries)?;
+                    let build_s = started.elapsed().as_secs_f64();
+                    for &expansion_search in &args.expansion_search {
+                        index.set_expansion_search(expansion_search);
+                        let (p, _) = latencies(&index, &queries, args.k)?;
+                        let recall = recall_at_k(&index, &exact, &queries, args.k)?;
+                        report(
+                            args,
+                            &json!({
+                                "size": n, "search": "hnsw",
+                                "quantization": quantization, "connectivity": connectivity,
+                                "expansion_add": expansion_add, "expansion_search": expansion_search,
+                                "recall_at_k": recall, "k": args.k,
+                                "p50_us": p.p50, "p99_us": p.p99, "max_us": p.max,
+                                "build_s": build_s, "memory_mb": index.memory_usage() as f64 / 1e6,
+                            }),
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report(args: &BenchIndexArgs, row: &serde_json::Value) -> anyhow::Result<()> {
+    let line = if args.json {
+        row.to_string()
+    } else {
+        let field = |k: &str| row.get(k).map(ToString::to_string).unwrap_or_default();
+        format!(
+            "n={:>7} {:<5} q={:<5} M={:<3} ef_add={:<4} ef={:<4} recall@{}={:<7} p50={:.1}us p99={:.1}us build={}s mem={}MB",
+            field("size"),
+            row["search"].as_str().unwrap_or_default(),
+            row["quantization"].as_str().unwrap_or("-"),
+            field("connectivity"),
+            field("expansion_add"),
+            field("expansion_search"),
+            args.k,
+            row["recall_at_k"].as_f64().map_or("-".to_owned(), |r| format!("{r:.4}")),
+            row["p50_us"].as_f64().unwrap_or_default(),
+            row["p99_us"].as_f64().unwrap_or_default(),
+            row["build_s"].as_f64().map_or("-".to_owned(), |s| format!("{s:.1}")),
+            row["memory_mb"].as_f64().map_or("-".to_owned(), |m| format!("{m:.1}")),
+        )
+    };
+    super::stdin_jsonl::write_line(&line)?;
+    Ok(())
+}
+
+/// Per-query search latency in µs, one query at a time (how the service searches).
+fn latencies(
+    index: &dyn VectorSearch,
+    queries: &[Embedding],
+    k: usize,
+) -> anyhow::Result<(Percentiles, usize)> {
+    // One pass to warm caches, one measured.
+    for q in queries.iter().take(100) {
+        index.search(q, k)?;
+    }
+    let mut us = Vec::with_capacity(queries.len());
+    for q in queries {
+        let started = Instant::now();
+        index.search(q, k)?;
+        us.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok((Percentiles::of(&mut us), queries.len()))
+}
+
+fn read_vectors(path: &PathBuf) -> anyhow::Result<Vec<Embedding>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut vectors = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        #[derive(serde::Deserialize)]
+        struct Row {
+            embedding: Vec<f32>,
+        }
+        let row: Row = serde_json::from_str(&line)
+            .with_context(|| format!("{} line {}: no `embedding` array", path.display(), i + 1))?;
+        vectors.push(Embedding::normalized(row.embedding));
+    }
+    Ok(vectors)
+}
+
+/// Fisher-Yates with a fixed xorshift seed: the same split on every run.
+fn shuffle<T>(items: &mut [T]) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
