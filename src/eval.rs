@@ -61,7 +61,8 @@ impl Percentiles {
 /// Out-of-scope detection at one confidence threshold.
 #[derive(Debug, Clone, Serialize)]
 pub struct OosPoint {
-    pub threshold: f32,
+    /// `None` at the fitted threshold (each training fold fits its own).
+    pub threshold: Option<f32>,
     /// Share of accepted rows (confidence ≥ threshold) routed to their gold bucket.
     pub in_scope_precision: f64,
     /// Share of in-scope rows accepted.
@@ -428,7 +429,7 @@ fn oos_report(
             Some((k.to_owned(), auroc(&positives, &negatives)?))
         })
         .collect();
-    let point = |accepted: &dyn Fn(&Verdict) -> bool, threshold: f32| -> OosPoint {
+    let point = |accepted: &dyn Fn(&Verdict) -> bool, threshold: Option<f32>| -> OosPoint {
         let accepted_in: Vec<&(&Outcome, Verdict)> =
             in_scope.iter().filter(|(_, v)| accepted(v)).collect();
         let accepted_oos = out_of_scope.iter().filter(|(_, v)| accepted(v)).count();
@@ -463,8 +464,8 @@ fn oos_report(
         }))
         .collect();
     let at_target_precision = threshold_for_precision(&candidates, target_precision)
-        .map(|op| point(&|v: &Verdict| v.confidence >= op.threshold, op.threshold));
-    let at_fitted_threshold = Some(point(&|v: &Verdict| v.accepted_at_fitted, f32::NAN));
+        .map(|op| point(&|v: &Verdict| v.confidence >= op.threshold, Some(op.threshold)));
+    let at_fitted_threshold = Some(point(&|v: &Verdict| v.accepted_at_fitted, None));
     Some(OosReport {
         auroc: auroc_all,
         auroc_by_kind,

@@ -1,18 +1,19 @@
 //! A semantic LLM router: decides, per request, which LLM should answer a prompt.
 //!
 //! ```text
-//!                     archetypes/*.jsonl ──(train / serve start)──► indexer ──► index bundle (usearch + manifest)
+//!                     archetypes/*.jsonl ──(train / serve start)──► indexer ──► index bundle (usearch + head + manifest)
 //!                                                                                  │ load / swap
-//! prompt ─► embed ──Embedding──► index ──Vec<Neighbour>──► decide ──Decision──► serve (HTTP) / cli
-//!           (candle BERT,         (usearch HNSW,            (vote → bucket,           (axum, metrics,
-//!            mean-pool, L2)        exact oracle)             policy → targets)         errors → status)
-//!                                       ▲                         ▲
-//!                                       └── Snapshot (ArcSwap): index + policy, swapped whole ── live
+//! prompt ─► embed ──Embedding──► index ──Vec<Neighbour>──► scoring ──BucketScores──► decide ──Decision──► serve / cli
+//!           (candle BERT,         (usearch HNSW,            (softmax head + kNN,        (thresholds,        (axum, metrics,
+//!            mean-pool, L2)        exact oracle)             calibrated confidence)      policy → targets)   errors → status)
+//!                                       ▲                                                   ▲
+//!                                       └── Snapshot (ArcSwap): index (+ fitted scorers) + policy, swapped whole ── live
 //! ```
 //!
-//! Data flows one way: `types` ← stages (`embed`, `index`, `decide`) ← composers
-//! (`archetypes`, `indexer`, `pipeline`, `eval`, `health`) ← `live` ← edges (`serve`, `cli`). A stage never
-//! imports another stage; nothing imports an edge.
+//! Data flows one way: `types` ← stages (`embed`, `scoring`, `index`, `decide`) ← composers
+//! (`archetypes`, `indexer`, `pipeline`, `eval`, `health`, `uncertain`) ← `live` ← edges
+//! (`serve`, `cli`). A stage never imports another stage, with one exception: the index
+//! bundle carries the scoring model fitted on its examples, so `index` builds on `scoring`.
 
 pub mod types;
 

@@ -174,8 +174,8 @@ pub(super) fn render(out: &mut String, r: &EvalReport) {
                         .collect();
                     let _ = writeln!(
                         out,
-                        "  {name}: threshold {:.3}, in-scope precision {:.3}, coverage {:.3}, OOS recall {:.3} ({})",
-                        p.threshold,
+                        "  {name}: threshold {}, in-scope precision {:.3}, coverage {:.3}, OOS recall {:.3} ({})",
+                        p.threshold.map_or_else(|| "fitted on training rows".to_owned(), |t| format!("{t:.3}")),
                         p.in_scope_precision,
                         p.in_scope_coverage,
                         p.recall,

@@ -569,6 +569,28 @@ then = { prefer = "fastest", force_bucket = "chat" }
     }
 
     #[test]
+    fn scorer_and_fitted_thresholds() {
+        let p = Policy::parse(SAMPLE, "p.toml").unwrap();
+        assert_eq!(p.matching.scorer, ScorerKind::Combined);
+        assert_eq!(p.matching.uncertain_margin, DEFAULT_UNCERTAIN_MARGIN);
+        let fitted = SAMPLE
+            .replace("k = 5", "scorer = \"head\"\nk = 5\nuncertain_margin = 0.1")
+            .replace("min_confidence = 0.4", "min_confidence = \"fitted\"");
+        let p = Policy::parse(&fitted, "p.toml").unwrap();
+        assert_eq!(p.matching.scorer, ScorerKind::Head);
+        assert_eq!(p.matching.min_confidence, Threshold::Fitted);
+        assert_eq!(p.matching.uncertain_margin, 0.1);
+        // A bucket without its own threshold inherits "fitted"; one with a number keeps it.
+        let chat = p.bucket(&BucketId::new("chat")).unwrap();
+        assert_eq!(chat.min_confidence, Threshold::Fitted);
+        assert_eq!(chat.min_confidence.resolve(Some(0.7)), 0.7);
+        assert_eq!(chat.min_confidence.resolve(None), 0.0);
+        assert!(err_of(&SAMPLE.replace("min_confidence = 0.4", "min_confidence = \"fited\""))
+            .contains("matching.min_confidence"));
+        assert!(err_of(&SAMPLE.replace("k = 5", "scorer = \"knn\"\nk = 5")).contains("knn"));
+    }
+
+    #[test]
     fn sample_parses() {
         let p = Policy::parse(SAMPLE, "p.toml").unwrap();
         let code = p.bucket(&BucketId::new("code")).unwrap();

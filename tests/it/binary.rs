@@ -224,12 +224,12 @@ fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
     std::fs::write(
         &policy,
         shipped.replace(
-            "policy_version = \"2026-11-22.1\"",
-            "policy_version = \"2026-11-22.7\"",
+            "policy_version = \"2026-11-30.1\"",
+            "policy_version = \"2026-11-30.7\"",
         ),
     )
     .unwrap();
-    let took = wait_ready_field(&addr, "policy_version", "2026-11-22.7");
+    let took = wait_ready_field(&addr, "policy_version", "2026-11-30.7");
     eprintln!("policy edit served after {took:?}");
     std::fs::write(&policy, "schema_version = 1\npolicy_version = ").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -245,7 +245,7 @@ fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(ready["policy_version"], "2026-11-22.7", "{ready}");
+    assert_eq!(ready["policy_version"], "2026-11-30.7", "{ready}");
     let (status, d) = http(
         &addr,
         "POST",
@@ -254,7 +254,7 @@ fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
     );
     assert_eq!(
         (status, d["policy_version"].as_str()),
-        (200, Some("2026-11-22.7"))
+        (200, Some("2026-11-30.7"))
     );
 }
 

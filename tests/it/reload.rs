@@ -51,15 +51,15 @@ fn a_broken_policy_keeps_the_old_one_and_a_good_one_is_served_next() {
     std::fs::write(
         &path,
         shipped.replace(
-            "policy_version = \"2026-11-22.1\"",
-            "policy_version = \"2026-11-22.2\"",
+            "policy_version = \"2026-11-30.1\"",
+            "policy_version = \"2026-11-30.2\"",
         ),
     )
     .unwrap();
     assert!(core.live.reload_policy(&path).is_ok());
     assert_eq!(
         classify_versions(&core),
-        ("2026-11-22.2".to_owned(), old_index)
+        ("2026-11-30.2".to_owned(), old_index)
     );
     assert!(core.live.last_error().is_none());
 }

@@ -121,8 +121,8 @@ async fn a_policy_reload_or_an_index_swap_empties_the_cache() {
     std::fs::write(
         &policy,
         shipped.replace(
-            "policy_version = \"2026-11-22.1\"",
-            "policy_version = \"2026-11-22.7\"",
+            "policy_version = \"2026-11-30.1\"",
+            "policy_version = \"2026-11-30.7\"",
         ),
     )
     .unwrap();
@@ -130,7 +130,7 @@ async fn a_policy_reload_or_an_index_swap_empties_the_cache() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (cache, d) = classify(&app, json!({"prompt": prompt})).await;
     assert_eq!(cache, "miss", "a new policy is a new snapshot");
-    assert_eq!(d["policy_version"], "2026-11-22.7");
+    assert_eq!(d["policy_version"], "2026-11-30.7");
     assert_eq!(classify(&app, json!({"prompt": prompt})).await.0, "hit");
 
     // The prompt itself becomes an archetype: after the swap it is its own nearest neighbour.
