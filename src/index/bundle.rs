@@ -56,6 +56,10 @@ impl BundleManifest {
 pub fn index_version(model: &ModelFingerprint, examples_sha256: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(model.sha256.as_bytes());
+    // Another routing window gives other vectors; the plain truncation keeps old versions.
+    if let Some(window) = &model.window {
+        hasher.update(window.as_bytes());
+    }
     hasher.update(examples_sha256.as_bytes());
     format!("sha256:{}", &hex::encode(hasher.finalize())[..16])
 }
@@ -251,6 +255,16 @@ impl LoadedIndex {
                 manifest.schema_version
             )));
         }
+        if manifest.model.window != expected_model.window
+            && manifest.model.sha256 == expected_model.sha256
+        {
+            let name = |w: &Option<String>| w.clone().unwrap_or_else(|| "full".to_owned());
+            return Err(refuse(format!(
+                "it was built with routing window {}, but the router runs window {}; rebuild it with `router train` (or run with the same --window-head/--window-tail)",
+                name(&manifest.model.window),
+                name(&expected_model.window)
+            )));
+        }
         if &manifest.model != expected_model {
             return Err(refuse(format!(
                 "it was built with model {}@{} (weights sha256 {}), but the router runs {}@{} (weights sha256 {}); rebuild it with `router train`",
@@ -332,6 +346,7 @@ mod tests {
             id: "m".into(),
             revision: "r".into(),
             sha256: sha.into(),
+            window: None,
         }
     }
 
