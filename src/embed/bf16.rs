@@ -10,14 +10,18 @@
 //! Layouts: a weight `W (k, n)` is `⌈n / NR⌉` panels of `⌈k / 2⌉` pairs of rows; pair `q` of
 //! a panel is `NR` lanes of `(W[2q][j], W[2q+1][j])`, so one `vdpbf16ps` against the broadcast
 //! pair `(x[r][2q], x[r][2q+1])` adds two terms to 16 columns. The left operand is `x` rounded
-//! to bf16, row-major in such pairs, its rows padded to a multiple of `MR`.
+//! to bf16, row-major in such pairs, its rows padded to a multiple of `MR16`.
 
 #![expect(
     unsafe_code,
     reason = "AVX-512 BF16 intrinsics (vector loads and bit casts) after run-time detection"
 )]
 
-use super::kernel::{self, Act, GemmScratch, MR, NR};
+use super::kernel::{self, Act, GemmScratch, NR};
+
+/// Rows of the left operand per micro-kernel call: 8 × 2 accumulators, 2 weight vectors and
+/// 8 broadcasts fit the 32 vector registers (12 rows spilled accumulators to the stack).
+const MR16: usize = 8;
 
 /// Whether this CPU multiplies bf16 (AVX-512F and AVX-512 BF16).
 pub fn supported() -> bool {
@@ -108,15 +112,15 @@ pub fn gemm(
         // SAFETY: as above, the CPU has avx512f and avx512bf16.
         unsafe { block.product(rows, y, ldy, cols) };
     };
-    kernel::split(m, n, k, y, n, out, true, &product);
+    kernel::split(m, n, k, MR16, y, n, out, true, &product);
 }
 
 /// `x (m, k)` rounded to bf16 pairs, row-major, `m` padded with zero rows to a multiple of
-/// `MR` and `k` with a zero column to an even count.
+/// `MR16` and `k` with a zero column to an even count.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
 fn pack_left(x: &[f32], m: usize, k: usize, pairs: usize, a: &mut Vec<u32>) {
-    let need = m.div_ceil(MR) * MR * pairs;
+    let need = m.div_ceil(MR16) * MR16 * pairs;
     a.clear();
     a.resize(need, 0);
     for (dst, src) in a.chunks_exact_mut(pairs).zip(x.chunks_exact(k)) {
@@ -143,7 +147,7 @@ fn bh(v: std::arch::x86_64::__m512i) -> std::arch::x86_64::__m512bh {
     unsafe { std::mem::transmute::<std::arch::x86_64::__m512i, std::arch::x86_64::__m512bh>(v) }
 }
 
-/// One weight panel against blocks of `MR` rows of the left operand.
+/// One weight panel against blocks of `MR16` rows of the left operand.
 struct Block<'a> {
     /// The left operand from the block's first row on (rows of `pairs` values).
     a: &'a [u32],
@@ -167,9 +171,9 @@ impl Block<'_> {
         let panel = &self.panel.as_chunks::<{ 2 * NR }>().0[..pairs];
         let mut r0 = 0;
         while r0 < rows {
-            let a_rows: [&[u32]; MR] =
-                std::array::from_fn(|r| &self.a[(r0 + r) * pairs..][..pairs]);
-            let mut acc: [[__m512; 2]; MR] = [[_mm512_setzero_ps(); 2]; MR];
+            let block = &self.a[r0 * pairs..][..MR16 * pairs];
+            let a_rows: [*const u32; MR16] = std::array::from_fn(|r| block[r * pairs..].as_ptr());
+            let mut acc: [[__m512; 2]; MR16] = [[_mm512_setzero_ps(); 2]; MR16];
             for (q, b) in panel.iter().enumerate() {
                 // SAFETY: `b` is 64 u16 = two 512-bit vectors; unaligned loads.
                 let (b0, b1) = unsafe {
@@ -178,13 +182,16 @@ impl Block<'_> {
                         bh(_mm512_loadu_si512(b.as_ptr().add(NR).cast())),
                     )
                 };
-                for r in 0..MR {
-                    let av = bh(_mm512_set1_epi32(a_rows[r][q] as i32));
+                for r in 0..MR16 {
+                    // SAFETY: row `r` of `block` has `pairs` values and `q < pairs` (the
+                    // panel has `pairs` entries); unchecked so the loop keeps to registers.
+                    let pair = unsafe { *a_rows[r].add(q) };
+                    let av = bh(_mm512_set1_epi32(pair as i32));
                     acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
                     acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
                 }
             }
-            for (r, acc_r) in acc.iter().enumerate().take((rows - r0).min(MR)) {
+            for (r, acc_r) in acc.iter().enumerate().take((rows - r0).min(MR16)) {
                 let mut row = [0.0f32; NR];
                 // SAFETY: `row` holds 32 f32 = two 512-bit vectors.
                 unsafe {
@@ -201,7 +208,7 @@ impl Block<'_> {
                 }
                 y[(r0 + r) * ldy..][..cols].copy_from_slice(&row[..cols]);
             }
-            r0 += MR;
+            r0 += MR16;
         }
     }
 

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 /// Columns per weight panel: two AVX-512 registers of f32.
 pub const NR: usize = 32;
 /// Rows of the left operand per micro-kernel call (12 × 2 accumulators + 2 + 1 ≤ 32 zmm).
-pub(super) const MR: usize = 12;
+const MR: usize = 12;
 /// Products smaller than this many multiply-adds stay on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 /// From this many rows a parallel product splits the rows, below it the panels.
@@ -336,16 +336,17 @@ pub fn gemm(
             cols,
         );
     };
-    split(m, n, k, y, ldy, &mut scratch.out, parallel, &product);
+    split(m, n, k, MR, y, ldy, &mut scratch.out, parallel, &product);
 }
 
 /// Shares the `(m, n)` product among rayon's threads. `product(r0, rows, p, y, ldy, cols)`
-/// computes rows `r0 .. r0 + rows` (`r0` a multiple of `MR`) of panel `p` into `y`, whose
-/// first element is that block's top-left corner.
+/// computes rows `r0 .. r0 + rows` (`r0` a multiple of the kernel's block of `mr` rows) of
+/// panel `p` into `y`, whose first element is that block's top-left corner.
 pub(super) fn split<F>(
     m: usize,
     n: usize,
     k: usize,
+    mr: usize,
     y: &mut [f32],
     ldy: usize,
     out: &mut Vec<f32>,
@@ -364,7 +365,7 @@ pub(super) fn split<F>(
     } else if m >= ROW_SPLIT_MIN_ROWS {
         // Many rows: each thread takes a band of whole row blocks and all the panels, and
         // writes its rows of `y` directly (the weights are shared in L3).
-        let band = m.div_ceil(MR).div_ceil(threads) * MR;
+        let band = m.div_ceil(mr).div_ceil(threads) * mr;
         y.par_chunks_mut(band * ldy)
             .enumerate()
             .for_each(|(t, y_band)| {
@@ -616,7 +617,9 @@ fn exp<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 1.666_666_5e-1);
     p = madd::<FMA>(p, r, 0.5);
     let e = madd::<FMA>(p, r * r, r) + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2ⁿ from the bits of n + 127 + 2²³ (n + 127 lands in the low mantissa bits): unlike
+    // `n as i32`, whose saturating conversion LLVM does one lane at a time, this vectorises.
+    let scale = f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
     if x < -87.3 {
         0.0
     } else {
