@@ -407,6 +407,29 @@ mod tests {
     }
 
     #[test]
+    fn another_routing_window_is_refused_with_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("index");
+        sample().save(&bundle).unwrap();
+        let windowed = ModelFingerprint {
+            window: Some("head46+tail16".into()),
+            ..fingerprint("aa")
+        };
+        let err = LoadedIndex::load(&bundle, &windowed)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("routing window full") && err.contains("head46+tail16"),
+            "{err}"
+        );
+        assert_ne!(
+            index_version(&windowed, "x"),
+            index_version(&fingerprint("aa"), "x")
+        );
+    }
+
+    #[test]
     fn foreign_model_is_refused_with_reason() {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("index");
