@@ -1,10 +1,11 @@
 //! Latency of one embedding (tokenize + forward + pool + normalise) for a short, a medium and
 //! a long prompt: `ROUTER_MODEL_DIR=… cargo run --release --example embed_timing [iterations]`.
-//! Prints p50 / p99 in milliseconds to stderr. A measuring aid, not a test.
+//! `ROUTER_PRECISION=f32|bf16`, `ROUTER_WINDOW_HEAD` / `ROUTER_WINDOW_TAIL` pick the options
+//! (defaults otherwise). Prints p50 / p99 in milliseconds to stderr. A measuring aid, not a test.
 
 use std::time::Instant;
 
-use semantic_router::embed::bert::BertEmbedder;
+use semantic_router::embed::bert::{Backend, BertEmbedder, EmbedOptions};
 use semantic_router::embed::model_files::{resolve, ModelManifest, ModelSource};
 use semantic_router::embed::Embedder;
 
@@ -21,7 +22,31 @@ fn main() -> anyhow::Result<()> {
         },
     };
     let files = resolve(&ModelManifest::default_manifest(), &source)?;
-    let embedder = BertEmbedder::load(&files, candle_core::Device::Cpu)?;
+    let mut options = EmbedOptions::default();
+    if let Some(p) = std::env::var("ROUTER_PRECISION")
+        .ok()
+        .filter(|p| p != "auto")
+    {
+        options.precision = p.parse().map_err(anyhow::Error::msg)?;
+    }
+    if let Ok(head) = std::env::var("ROUTER_WINDOW_HEAD") {
+        options.window.head = head.parse()?;
+    }
+    if let Ok(tail) = std::env::var("ROUTER_WINDOW_TAIL") {
+        options.window.tail = tail.parse()?;
+    }
+    let embedder = BertEmbedder::load_with_options(
+        &files,
+        candle_core::Device::Cpu,
+        Backend::Packed,
+        options,
+    )?;
+    eprintln!(
+        "precision {:?}, window {:?}, {} threads",
+        embedder.precision(),
+        embedder.window(),
+        rayon::current_num_threads()
+    );
     let sentence = "The quarterly report covers revenue, costs and the hiring plan for next year. ";
     let texts = [
         "Write a haiku about autumn leaves falling".to_owned(),

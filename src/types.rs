@@ -92,6 +92,10 @@ pub struct ModelFingerprint {
     pub revision: String,
     /// sha256 of the weights file.
     pub sha256: String,
+    /// The routing window when it is not the model's plain truncation (`head94+tail32`):
+    /// vectors of long texts differ with it, so an index built with another window is rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// One archetype returned by an index search.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use semantic_router::archetypes::{read_labeled_rows, ExampleSet, Strictness};
-use semantic_router::embed::bert::BertEmbedder;
+use semantic_router::embed::bert::{Backend, BertEmbedder, EmbedOptions};
 use semantic_router::embed::model_files::{resolve, ModelManifest, ModelSource};
 use semantic_router::embed::Embedder;
 
@@ -17,7 +17,12 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The embedder with the defaults (`router serve`'s precision and routing window).
 pub fn embedder() -> Arc<BertEmbedder> {
+    embedder_with(EmbedOptions::default())
+}
+
+pub fn embedder_with(options: EmbedOptions) -> Arc<BertEmbedder> {
     let source = match std::env::var_os("ROUTER_MODEL_DIR") {
         Some(dir) => ModelSource::Dir(dir.into()),
         None => ModelSource::Auto {
@@ -27,7 +32,10 @@ pub fn embedder() -> Arc<BertEmbedder> {
     let files = resolve(&ModelManifest::default_manifest(), &source).unwrap_or_else(|e| {
         panic!("the benchmarks need the model: {e}; run `cargo run --release -- model fetch`")
     });
-    Arc::new(BertEmbedder::load(&files, candle_core::Device::Cpu).expect("model loads"))
+    Arc::new(
+        BertEmbedder::load_with_options(&files, candle_core::Device::Cpu, Backend::Packed, options)
+            .expect("model loads"),
+    )
 }
 
 pub fn archetypes() -> ExampleSet {

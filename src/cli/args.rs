@@ -7,7 +7,10 @@ use clap::Args;
 
 use anyhow::Context;
 
+use crate::embed::bert::EmbedOptions;
 use crate::embed::device::DeviceChoice;
+use crate::embed::kernel::Precision;
+use crate::embed::window::Window;
 use crate::serve::auth::AdminToken;
 use crate::serve::startup::ModelSettings;
 use crate::serve::{Limits, ServeSettings};
@@ -23,6 +26,26 @@ pub struct ModelArgs {
     /// Device that runs the model: auto, cpu, cuda or metal (GPUs need the matching cargo feature).
     #[arg(long, env = "ROUTER_DEVICE", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
+    /// Precision of the CPU linear layers: auto (bf16 where the CPU has AVX-512 BF16, else f32), f32 or bf16.
+    #[arg(long, env = "ROUTER_PRECISION", default_value = "auto", value_parser = parse_precision)]
+    pub precision: PrecisionChoice,
+    /// Routing window of long prompts: tokens kept from the start ([CLS] and [SEP] included); 256 with --window-tail 0 is the model's whole input.
+    #[arg(long, env = "ROUTER_WINDOW_HEAD", default_value_t = Window::DEFAULT.head)]
+    pub window_head: usize,
+    /// Routing window of long prompts: word pieces kept from the end of a prompt longer than the window.
+    #[arg(long, env = "ROUTER_WINDOW_TAIL", default_value_t = Window::DEFAULT.tail)]
+    pub window_tail: usize,
+}
+
+/// `--precision`: one precision, or `None` for the best of the CPU (`auto`).
+#[derive(Debug, Clone, Copy)]
+pub struct PrecisionChoice(pub Option<Precision>);
+
+fn parse_precision(s: &str) -> Result<PrecisionChoice, String> {
+    match s {
+        "auto" => Ok(PrecisionChoice(None)),
+        other => other.parse().map(|p| PrecisionChoice(Some(p))),
+    }
 }
 
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
@@ -35,6 +58,13 @@ impl ModelArgs {
             model_dir: self.model_dir.clone(),
             models_root: self.models_root.clone(),
             device: self.device,
+            embed: EmbedOptions {
+                precision: self.precision.0.unwrap_or_else(Precision::best),
+                window: Window {
+                    head: self.window_head,
+                    tail: self.window_tail,
+                },
+            },
         }
     }
 }

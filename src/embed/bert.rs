@@ -13,13 +13,20 @@ use tokenizers::Tokenizer;
 
 use super::device_encoder::DeviceEncoder;
 use super::encoder::{masked_mean, plain_mean, BertConfig, BertEncoder};
+use super::kernel::Precision;
 use super::model_files::{ModelFiles, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use super::window::Window;
 use super::{EmbedError, Embedded, Embedder};
 use crate::types::{elapsed_micros, Embedding, ModelFingerprint};
 
 /// Bytes of a long prompt that are tokenized first. 256 tokens of ordinary text fit in well
-/// under this, so a 1 MB prompt costs a few microseconds of tokenizing, not hundreds of ms.
-const TOKENIZE_WINDOW_BYTES: usize = 16 * 1024;
+/// under this, so a 1 MB prompt costs well under a millisecond of tokenizing, not hundreds of
+/// ms (tokenizing costs about 0.25 ms per KiB here: 16 KiB took 4 ms of the 10 ms budget).
+/// Longer prompts get an extrapolated token count.
+const TOKENIZE_WINDOW_BYTES: usize = 4 * 1024;
+
+/// Bytes of a long prompt's end tokenized first for the window's tail (a few dozen tokens).
+const TAIL_WINDOW_BYTES: usize = 1024;
 
 /// Tokens a window must hold beyond the model's maximum before the rest of the prompt is
 /// ignored: the window's last word may be cut, and must stay out of the model's tokens.
@@ -51,6 +58,24 @@ impl Backend {
     }
 }
 
+/// How the CPU forward pass computes and what it sees of a long prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedOptions {
+    /// What the linear layers multiply in (f32 where the CPU has no bf16 products).
+    pub precision: Precision,
+    pub window: Window,
+}
+
+impl Default for EmbedOptions {
+    /// The fastest faithful precision of this CPU and the default routing window.
+    fn default() -> Self {
+        Self {
+            precision: Precision::best(),
+            window: Window::DEFAULT,
+        }
+    }
+}
+
 enum Forward {
     Packed(BertEncoder),
     Tensor(DeviceEncoder),
@@ -70,6 +95,7 @@ pub struct BertEmbedder {
     tokenizer: Tokenizer,
     device: Device,
     max_seq_length: usize,
+    window: Window,
     dims: usize,
     cls_id: u32,
     sep_id: u32,
@@ -95,6 +121,16 @@ impl BertEmbedder {
         files: &ModelFiles,
         device: Device,
         backend: Backend,
+    ) -> Result<Self, EmbedError> {
+        Self::load_with_options(files, device, backend, EmbedOptions::default())
+    }
+
+    /// Loads with explicit options; the window is recorded in the fingerprint.
+    pub fn load_with_options(
+        files: &ModelFiles,
+        device: Device,
+        backend: Backend,
+        options: EmbedOptions,
     ) -> Result<Self, EmbedError> {
         let config_path = files.path(CONFIG_FILE);
         let config_err = |message: String| EmbedError::Config {
@@ -131,22 +167,27 @@ impl BertEmbedder {
         })?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
         let model = match backend {
-            Backend::Packed => Forward::Packed(BertEncoder::load(vb, &config)?),
+            Backend::Packed => Forward::Packed(BertEncoder::load(vb, &config, options.precision)?),
             Backend::Tensor => Forward::Tensor(DeviceEncoder::load(vb, &config)?),
         };
         let max_seq_length = files
             .manifest
             .max_seq_length
             .min(config.max_position_embeddings);
+        let fingerprint = ModelFingerprint {
+            window: options.window.tag(max_seq_length),
+            ..files.manifest.fingerprint()
+        };
         Ok(Self {
             model,
             tokenizer,
             device,
             max_seq_length,
+            window: options.window,
             dims: config.hidden_size,
             cls_id,
             sep_id,
-            fingerprint: files.manifest.fingerprint(),
+            fingerprint,
         })
     }
 
@@ -158,26 +199,40 @@ impl BertEmbedder {
         self.max_seq_length
     }
 
-    /// Token ids with [CLS]/[SEP], truncated like sentence-transformers (keep the first
-    /// `max_seq_length - 2` word pieces).
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// What the CPU forward pass multiplies in (`None` on the candle-ops path).
+    pub fn precision(&self) -> Option<Precision> {
+        match &self.model {
+            Forward::Packed(encoder) => Some(encoder.precision()),
+            Forward::Tensor(_) => None,
+        }
+    }
+
+    /// Token ids with [CLS]/[SEP]; a prompt longer than the routing window keeps its first and
+    /// last word pieces ([`Window`]; the default full window truncates like
+    /// sentence-transformers). Huge prompts are tokenized in bounded windows of bytes.
     fn tokenize(&self, text: &str) -> Result<Tokenized, EmbedError> {
         if text.trim().is_empty() {
             return Err(EmbedError::EmptyText);
         }
+        let max_pieces = self.window.max_pieces(self.max_seq_length);
         let mut window_bytes = TOKENIZE_WINDOW_BYTES;
         loop {
             let window = window_prefix(text, window_bytes);
-            let mut tokenized = self.tokenize_exact(window)?;
+            let pieces = self.encode(window)?;
             if window.len() == text.len() {
-                return Ok(tokenized);
+                return Ok(self.assemble(&pieces, &[], pieces.len()));
             }
-            // The window fills the model with a margin (its last word may be cut): the rest
-            // of the prompt only changes the count, which is extrapolated.
-            if tokenized.prompt_tokens >= self.max_seq_length + WINDOW_MARGIN_TOKENS {
+            // The window overflows the model with a margin (its last word may be cut): the
+            // rest of the prompt only changes the count, which is extrapolated, and the tail.
+            if pieces.len() >= max_pieces.max(self.max_seq_length) + WINDOW_MARGIN_TOKENS {
                 let scale = text.len() as f64 / window.len() as f64;
-                tokenized.prompt_tokens = (tokenized.prompt_tokens as f64 * scale).ceil() as usize;
-                tokenized.truncated = true;
-                return Ok(tokenized);
+                let count = (pieces.len() as f64 * scale).ceil() as usize;
+                let tail = self.tail_of(text)?;
+                return Ok(self.assemble(&pieces, &tail, count));
             }
             // Few tokens per byte (long unbroken runs): a wider window, never the whole text
             // at once.
@@ -185,22 +240,55 @@ impl BertEmbedder {
         }
     }
 
-    fn tokenize_exact(&self, text: &str) -> Result<Tokenized, EmbedError> {
+    /// The last word pieces of a prompt too long to tokenize whole (at least the window's
+    /// tail, cut-word margin excluded).
+    fn tail_of(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+        let want = self.window.tail_pieces(self.max_seq_length);
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let mut window_bytes = TAIL_WINDOW_BYTES;
+        loop {
+            let window = window_suffix(text, window_bytes);
+            let mut pieces = self.encode(window)?;
+            if window.len() == text.len() || pieces.len() >= want + WINDOW_MARGIN_TOKENS {
+                pieces.drain(..pieces.len() - want.min(pieces.len()));
+                return Ok(pieces);
+            }
+            window_bytes = window_bytes.saturating_mul(4);
+        }
+    }
+
+    /// Word pieces of `text`, no special tokens.
+    fn encode(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
         let encoding = self
             .tokenizer
             .encode_fast(text, false)
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let pieces = encoding.get_ids();
-        let keep = pieces.len().min(self.max_seq_length - 2);
-        let mut ids = Vec::with_capacity(keep + 2);
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// `[CLS] head [SEP]` from a prompt of `count` word pieces whose first are `pieces`; the
+    /// window's tail comes from the end of `pieces`, or from `tail` (the prompt's last pieces)
+    /// when `pieces` is only a prefix.
+    fn assemble(&self, pieces: &[u32], tail: &[u32], count: usize) -> Tokenized {
+        let (head_range, tail_range) = self.window.select(count, self.max_seq_length);
+        let tail = if tail.is_empty() {
+            &pieces[tail_range.start.min(pieces.len())..]
+        } else {
+            &tail[tail.len() - tail_range.len().min(tail.len())..]
+        };
+        let head = &pieces[..head_range.end.min(pieces.len())];
+        let mut ids = Vec::with_capacity(head.len() + tail.len() + 2);
         ids.push(self.cls_id);
-        ids.extend_from_slice(&pieces[..keep]);
+        ids.extend_from_slice(head);
+        ids.extend_from_slice(tail);
         ids.push(self.sep_id);
-        Ok(Tokenized {
+        Tokenized {
+            truncated: ids.len() < count + 2,
             ids,
-            prompt_tokens: pieces.len() + 2,
-            truncated: keep < pieces.len(),
-        })
+            prompt_tokens: count + 2,
+        }
     }
 
     /// Forward pass and mean pooling over real tokens; returns one row per text. Texts of
@@ -319,9 +407,37 @@ fn window_prefix(text: &str, max_bytes: usize) -> &str {
     }
 }
 
+/// The last `max_bytes` of `text`, started after whitespace so no word is split, or the whole
+/// text when it is short or has no whitespace to start at.
+fn window_suffix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let boundary_at_or_after = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i += 1;
+        }
+        i
+    };
+    let start = boundary_at_or_after(text.len() - max_bytes);
+    let search_to = boundary_at_or_after((start + WINDOW_CUT_SEARCH_BYTES).min(text.len()));
+    match text[start..search_to].find(char::is_whitespace) {
+        Some(i) => &text[start + i..],
+        None => &text[start..],
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::window_prefix;
+    use super::{window_prefix, window_suffix};
+
+    #[test]
+    fn suffix_starts_at_whitespace_and_char_boundary() {
+        assert_eq!(window_suffix("short", 10), "short");
+        assert_eq!(window_suffix("aaa bbb ccc", 9), " bbb ccc");
+        assert_eq!(window_suffix("ééééé ééééé", 12), " ééééé");
+        assert_eq!(window_suffix("nowhitespaceatall", 5), "atall");
+    }
 
     #[test]
     fn window_cuts_at_whitespace_and_char_boundary() {

@@ -21,7 +21,7 @@ use candle_core::{DType, Tensor, D};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::kernel::{self, Act, GemmScratch, Isa, PackedLinear, Panels};
+use super::kernel::{self, Act, GemmScratch, Isa, PackedLinear, Panels, Precision};
 
 /// The subset of a BERT `config.json` this encoder needs.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -77,8 +77,9 @@ fn load_linear(
     vb: &VarBuilder,
     inputs: usize,
     outputs: usize,
+    precision: Precision,
 ) -> candle_core::Result<PackedLinear> {
-    load_fused(std::slice::from_ref(vb), inputs, outputs, 1.0)
+    load_fused(std::slice::from_ref(vb), inputs, outputs, 1.0, precision)
 }
 
 /// Several PyTorch linears side by side as one wider product (fused Q, K, V); the first part
@@ -88,6 +89,7 @@ fn load_fused(
     inputs: usize,
     outputs: usize,
     first_scale: f32,
+    precision: Precision,
 ) -> candle_core::Result<PackedLinear> {
     let mut weight = Vec::with_capacity(parts.len() * outputs * inputs);
     let mut bias = Vec::with_capacity(parts.len() * outputs);
@@ -103,6 +105,7 @@ fn load_fused(
         &bias,
         inputs,
         parts.len() * outputs,
+        precision,
     ))
 }
 
@@ -179,6 +182,7 @@ fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// the last hidden state instead). Computes on the CPU whatever device the weights came from.
 pub struct BertEncoder {
     isa: Isa,
+    precision: Precision,
     word_embeddings: Vec<f32>,
     vocab: usize,
     position_embeddings: Vec<f32>,
@@ -195,7 +199,14 @@ pub struct BertEncoder {
 }
 
 impl BertEncoder {
-    pub fn load(vb: VarBuilder, config: &BertConfig) -> candle_core::Result<Self> {
+    /// Loads the weights; the linear layers are stored in `precision` where the CPU runs it
+    /// (else f32).
+    pub fn load(
+        vb: VarBuilder,
+        config: &BertConfig,
+        precision: Precision,
+    ) -> candle_core::Result<Self> {
+        let precision = precision.or_supported();
         // Some checkpoints prefix every name with `bert.`; this model's do not.
         let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
             vb.pp("bert")
@@ -222,8 +233,14 @@ impl BertEncoder {
                 let att = l.pp("attention");
                 let s = att.pp("self");
                 Ok(Layer {
-                    qkv: load_fused(&[s.pp("query"), s.pp("key"), s.pp("value")], h, h, scale)?,
-                    attention_out: load_linear(&att.pp("output.dense"), h, h)?,
+                    qkv: load_fused(
+                        &[s.pp("query"), s.pp("key"), s.pp("value")],
+                        h,
+                        h,
+                        scale,
+                        precision,
+                    )?,
+                    attention_out: load_linear(&att.pp("output.dense"), h, h, precision)?,
                     attention_norm: Norm::load(
                         &att.pp("output.LayerNorm"),
                         h,
@@ -233,14 +250,21 @@ impl BertEncoder {
                         &l.pp("intermediate.dense"),
                         h,
                         config.intermediate_size,
+                        precision,
                     )?,
-                    output: load_linear(&l.pp("output.dense"), config.intermediate_size, h)?,
+                    output: load_linear(
+                        &l.pp("output.dense"),
+                        config.intermediate_size,
+                        h,
+                        precision,
+                    )?,
                     output_norm: Norm::load(&l.pp("output.LayerNorm"), h, config.layer_norm_eps)?,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
         Ok(Self {
             isa: Isa::detect(),
+            precision,
             word_embeddings: host_vec(&word)?,
             vocab: config.vocab_size,
             position_embeddings: host_vec(&positions)?,
@@ -416,6 +440,11 @@ impl BertEncoder {
                 context[(b * len + i) * h + head * d..][..d].copy_from_slice(row);
             }
         }
+    }
+
+    /// What the linear layers multiply in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     pub fn hidden_size(&self) -> usize {

@@ -138,38 +138,122 @@ impl Panels {
     }
 }
 
+/// How a linear layer's weights are stored and multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 weights and activations, f32 products: bit-for-bit the reference numerics.
+    F32,
+    /// bf16 weights and activations multiplied with AVX-512 BF16, accumulated in f32
+    /// ([`super::bf16`]); only where the CPU has it.
+    Bf16,
+}
+
+impl Precision {
+    /// The fastest precision this CPU runs faithfully: bf16 where AVX-512 BF16 exists.
+    pub fn best() -> Self {
+        if super::bf16::supported() {
+            Self::Bf16
+        } else {
+            Self::F32
+        }
+    }
+
+    /// `self`, or f32 where the CPU cannot run it.
+    pub fn or_supported(self) -> Self {
+        match self {
+            Self::Bf16 if !super::bf16::supported() => Self::F32,
+            Self::Bf16 | Self::F32 => self,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
+            other => Err(format!(
+                "unknown precision `{other}` (expected f32 or bf16)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Weights {
+    F32(Panels),
+    Bf16(super::bf16::Panels16),
+}
+
 /// A linear layer `y = x · W + b`, `W` packed once at load.
 #[derive(Debug, Clone)]
 pub struct PackedLinear {
-    weight: Panels,
+    weight: Weights,
+    inputs: usize,
+    outputs: usize,
     /// `n` biases, zero-padded to a whole number of panels.
     bias: Vec<f32>,
 }
 
 impl PackedLinear {
-    /// From a PyTorch-layout weight `(out, in)` (row-major) and its bias `(out)`.
-    pub fn from_torch(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize) -> Self {
+    /// From a PyTorch-layout weight `(out, in)` (row-major) and its bias `(out)`, stored in
+    /// `precision` (f32 where the CPU has no bf16 products).
+    pub fn from_torch(
+        weight: &[f32],
+        bias: &[f32],
+        inputs: usize,
+        outputs: usize,
+        precision: Precision,
+    ) -> Self {
         assert_eq!(weight.len(), inputs * outputs, "weight shape");
         assert_eq!(bias.len(), outputs, "bias shape");
-        let mut panels = Panels::default();
-        panels.pack_transposed(weight, inputs, inputs, outputs);
+        let bf16 = match precision {
+            Precision::Bf16 => super::bf16::Panels16::from_torch(weight, inputs, outputs),
+            Precision::F32 => None,
+        };
+        let weight = match bf16 {
+            Some(panels) => Weights::Bf16(panels),
+            None => {
+                let mut panels = Panels::default();
+                panels.pack_transposed(weight, inputs, inputs, outputs);
+                Weights::F32(panels)
+            }
+        };
         let mut padded = bias.to_vec();
         padded.resize(outputs.div_ceil(NR) * NR, 0.0);
         Self {
-            weight: panels,
+            weight,
+            inputs,
+            outputs,
             bias: padded,
         }
     }
 
     pub fn inputs(&self) -> usize {
-        self.weight.k
+        self.inputs
     }
 
     pub fn outputs(&self) -> usize {
-        self.weight.n
+        self.outputs
     }
 
-    /// `y (m, n) = act(x (m, k) · W + b)`, both row-major and contiguous. Splits the panels
+    pub fn precision(&self) -> Precision {
+        match self.weight {
+            Weights::F32(_) => Precision::F32,
+            Weights::Bf16(_) => Precision::Bf16,
+        }
+    }
+
+    /// `y (m, n) = act(x (m, k) · W + b)`, both row-major and contiguous. Splits the work
     /// across rayon's threads when the product is big enough.
     pub fn forward(
         &self,
@@ -180,20 +264,31 @@ impl PackedLinear {
         y: &mut [f32],
         scratch: &mut GemmScratch,
     ) {
-        let (k, n) = (self.weight.k, self.weight.n);
-        gemm(
-            isa,
-            &x[..m * k],
-            k,
-            m,
-            &self.weight,
-            Some(&self.bias),
-            act,
-            &mut y[..m * n],
-            n,
-            scratch,
-            true,
-        );
+        let (k, n) = (self.inputs, self.outputs);
+        match &self.weight {
+            Weights::F32(panels) => gemm(
+                isa,
+                &x[..m * k],
+                k,
+                m,
+                panels,
+                Some(&self.bias),
+                act,
+                &mut y[..m * n],
+                n,
+                scratch,
+                true,
+            ),
+            Weights::Bf16(panels) => super::bf16::gemm(
+                panels,
+                &x[..m * k],
+                m,
+                &self.bias,
+                act,
+                &mut y[..m * n],
+                scratch,
+            ),
+        }
     }
 }
 
@@ -201,7 +296,9 @@ impl PackedLinear {
 #[derive(Debug, Default)]
 pub struct GemmScratch {
     a: Vec<f32>,
-    out: Vec<f32>,
+    /// The left operand as bf16 pairs (the bf16 products).
+    pub(super) a16: Vec<u32>,
+    pub(super) out: Vec<f32>,
 }
 
 /// `y[r·ldy + j] = act(Σ_kk x[r·ldx + kk] · W[kk][j] + bias[j])` for `r < m`, `j < w.n`.
@@ -225,68 +322,72 @@ pub fn gemm(
     }
     pack_left(x, ldx, m, k, &mut scratch.a);
     let a = &scratch.a[..];
+    let product = |r0: usize, rows: usize, p: usize, y: &mut [f32], ldy: usize, cols: usize| {
+        panel_product(
+            isa,
+            &a[r0 * k..],
+            rows,
+            k,
+            &w.data[p * k * NR..][..k * NR],
+            bias.map(|b| &b[p * NR..][..NR]),
+            act,
+            y,
+            ldy,
+            cols,
+        );
+    };
+    split(m, n, k, MR, y, ldy, &mut scratch.out, parallel, &product);
+}
+
+/// Shares the `(m, n)` product among rayon's threads. `product(r0, rows, p, y, ldy, cols)`
+/// computes rows `r0 .. r0 + rows` (`r0` a multiple of the kernel's block of `mr` rows) of
+/// panel `p` into `y`, whose first element is that block's top-left corner.
+pub(super) fn split<F>(
+    m: usize,
+    n: usize,
+    k: usize,
+    mr: usize,
+    y: &mut [f32],
+    ldy: usize,
+    out: &mut Vec<f32>,
+    parallel: bool,
+    product: &F,
+) where
+    F: Fn(usize, usize, usize, &mut [f32], usize, usize) + Sync,
+{
     let panels = n.div_ceil(NR);
-    let panel = |p: usize| &w.data[p * k * NR..][..k * NR];
-    let panel_bias = |p: usize| bias.map(|b| &b[p * NR..][..NR]);
     let threads = rayon::current_num_threads();
     if !(parallel && threads > 1 && m * k * n >= PARALLEL_MIN_MACS) {
         for p in 0..panels {
             let c0 = p * NR;
-            let cols = NR.min(n - c0);
-            panel_product(
-                isa,
-                a,
-                m,
-                k,
-                panel(p),
-                panel_bias(p),
-                act,
-                &mut y[c0..],
-                ldy,
-                cols,
-            );
+            product(0, m, p, &mut y[c0..], ldy, NR.min(n - c0));
         }
     } else if m >= ROW_SPLIT_MIN_ROWS {
         // Many rows: each thread takes a band of whole row blocks and all the panels, and
         // writes its rows of `y` directly (the weights are shared in L3).
-        let band = m.div_ceil(MR).div_ceil(threads) * MR;
+        let band = m.div_ceil(mr).div_ceil(threads) * mr;
         y.par_chunks_mut(band * ldy)
             .enumerate()
             .for_each(|(t, y_band)| {
                 let r0 = t * band;
                 let rows = band.min(m - r0);
-                let a_band = &a[r0 * k..(r0 + rows.div_ceil(MR) * MR) * k];
                 for p in 0..panels {
                     let c0 = p * NR;
-                    let cols = NR.min(n - c0);
-                    panel_product(
-                        isa,
-                        a_band,
-                        rows,
-                        k,
-                        panel(p),
-                        panel_bias(p),
-                        act,
-                        &mut y_band[c0..],
-                        ldy,
-                        cols,
-                    );
+                    product(r0, rows, p, &mut y_band[c0..], ldy, NR.min(n - c0));
                 }
             });
     } else {
         // Few rows: the weights dominate, so split the panels; each thread writes whole
         // panels of a panel-major buffer, copied into `y` afterwards.
         let need = panels * m * NR;
-        if scratch.out.len() < need {
-            scratch.out.resize(need, 0.0);
+        if out.len() < need {
+            out.resize(need, 0.0);
         }
-        let out = &mut scratch.out[..need];
+        let out = &mut out[..need];
         out.par_chunks_mut(m * NR)
             .enumerate()
             .with_min_len(panels.div_ceil(threads))
-            .for_each(|(p, out_p)| {
-                panel_product(isa, a, m, k, panel(p), panel_bias(p), act, out_p, NR, NR)
-            });
+            .for_each(|(p, out_p)| product(0, m, p, out_p, NR, NR));
         for (p, out_p) in out.chunks_exact(m * NR).enumerate() {
             let c0 = p * NR;
             let cols = NR.min(n - c0);
@@ -495,7 +596,7 @@ fn erf<const FMA: bool>(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn gelu<const FMA: bool>(x: f32) -> f32 {
+pub(super) fn gelu<const FMA: bool>(x: f32) -> f32 {
     0.5 * x * (1.0 + erf::<FMA>(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
@@ -516,7 +617,9 @@ fn exp<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 1.666_666_5e-1);
     p = madd::<FMA>(p, r, 0.5);
     let e = madd::<FMA>(p, r * r, r) + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2ⁿ from the bits of n + 127 + 2²³ (n + 127 lands in the low mantissa bits): unlike
+    // `n as i32`, whose saturating conversion LLVM does one lane at a time, this vectorises.
+    let scale = f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
     if x < -87.3 {
         0.0
     } else {
@@ -775,7 +878,7 @@ mod tests {
                 let x = values(m * k, seed as u64 + 1);
                 let w = values(n * k, seed as u64 + 100);
                 let bias = values(n, seed as u64 + 200);
-                let linear = PackedLinear::from_torch(&w, &bias, k, n);
+                let linear = PackedLinear::from_torch(&w, &bias, k, n, Precision::F32);
                 for act in [Act::None, Act::Gelu] {
                     let want = naive(&x, &w, &bias, m, k, n, act);
                     let mut got = vec![f32::NAN; m * n];

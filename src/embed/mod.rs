@@ -5,11 +5,13 @@
 //! anything that claims something about embeddings uses the real model.
 
 pub mod bert;
+pub mod bf16;
 pub mod device;
 pub mod device_encoder;
 pub mod encoder;
 pub mod kernel;
 pub mod model_files;
+pub mod window;
 
 use crate::types::Embedding;
 

@@ -152,6 +152,7 @@ impl ModelManifest {
             id: self.id.clone(),
             revision: self.revision.clone(),
             sha256: self.expected_hash(WEIGHTS_FILE).to_owned(),
+            window: None,
         }
     }
 }

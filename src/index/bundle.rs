@@ -72,6 +72,10 @@ impl BundleManifest {
 pub fn index_version(model: &ModelFingerprint, examples_sha256: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(model.sha256.as_bytes());
+    // Another routing window gives other vectors; the plain truncation keeps old versions.
+    if let Some(window) = &model.window {
+        hasher.update(window.as_bytes());
+    }
     hasher.update(examples_sha256.as_bytes());
     format!("sha256:{}", &hex::encode(hasher.finalize())[..16])
 }
@@ -336,6 +340,16 @@ impl LoadedIndex {
                 manifest.schema_version
             )));
         }
+        if manifest.model.window != expected_model.window
+            && manifest.model.sha256 == expected_model.sha256
+        {
+            let name = |w: &Option<String>| w.clone().unwrap_or_else(|| "full".to_owned());
+            return Err(refuse(format!(
+                "it was built with routing window {}, but the router runs window {}; rebuild it with `router train` (or run with the same --window-head/--window-tail)",
+                name(&manifest.model.window),
+                name(&expected_model.window)
+            )));
+        }
         if &manifest.model != expected_model {
             return Err(refuse(format!(
                 "it was built with model {}@{} (weights sha256 {}), but the router runs {}@{} (weights sha256 {}); rebuild it with `router train`",
@@ -494,6 +508,7 @@ mod tests {
             id: "m".into(),
             revision: "r".into(),
             sha256: sha.into(),
+            window: None,
         }
     }
 
@@ -551,6 +566,29 @@ mod tests {
         index.save(&dir.path().join("index")).unwrap();
         let loaded = LoadedIndex::load(&dir.path().join("index"), &fingerprint("aa")).unwrap();
         assert!(loaded.neighbours(&q, 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn another_routing_window_is_refused_with_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("index");
+        sample().save(&bundle).unwrap();
+        let windowed = ModelFingerprint {
+            window: Some("head46+tail16".into()),
+            ..fingerprint("aa")
+        };
+        let err = LoadedIndex::load(&bundle, &windowed)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("routing window full") && err.contains("head46+tail16"),
+            "{err}"
+        );
+        assert_ne!(
+            index_version(&windowed, "x"),
+            index_version(&fingerprint("aa"), "x")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::archetypes::ExampleSet;
 use crate::decide::Policy;
-use crate::embed::bert::BertEmbedder;
+use crate::embed::bert::{Backend, BertEmbedder, EmbedOptions};
 use crate::embed::device::{device_name, select_device, DeviceChoice};
 use crate::embed::model_files::{resolve, ModelManifest, ModelSource};
 use crate::embed::Embedder;
@@ -32,6 +32,8 @@ pub struct ModelSettings {
     /// Root of the local model cache (`models/`).
     pub models_root: PathBuf,
     pub device: DeviceChoice,
+    /// Precision of the CPU forward pass and the routing window.
+    pub embed: EmbedOptions,
 }
 
 /// What `/info` reports about the model.
@@ -52,14 +54,18 @@ pub fn load_embedder(settings: &ModelSettings) -> anyhow::Result<(Arc<BertEmbedd
     };
     let files = resolve(&manifest, &source)?;
     let device = select_device(settings.device).context("selecting the device")?;
-    let embedder = BertEmbedder::load(&files, device.clone())?;
+    let backend = Backend::for_device(&device);
+    let embedder =
+        BertEmbedder::load_with_options(&files, device.clone(), backend, settings.embed)?;
     // One probe so the first request does not pay for lazy initialisation.
     embedder.embed("warm up").context("warm-up embedding")?;
     let info = CoreInfo {
         model: embedder.fingerprint().clone(),
         device: device_name(&device),
     };
-    tracing::info!(model = %info.model.id, revision = %info.model.revision, device = info.device, dir = %files.dir.display(), "model ready");
+    let precision = embedder.precision().map_or("device", |p| p.name());
+    let window = embedder.window();
+    tracing::info!(model = %info.model.id, revision = %info.model.revision, device = info.device, precision, window_head = window.head, window_tail = window.tail, dir = %files.dir.display(), "model ready");
     Ok((Arc::new(embedder), info))
 }
 

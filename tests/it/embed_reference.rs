@@ -1,5 +1,9 @@
 //! The real BERT against sentence-transformers' own embeddings (../shared/fixtures).
 
+use semantic_router::embed::bert::{Backend, BertEmbedder, EmbedOptions};
+use semantic_router::embed::kernel::Precision;
+use semantic_router::embed::model_files::{resolve, ModelManifest};
+use semantic_router::embed::window::Window;
 use semantic_router::embed::Embedder;
 use semantic_router::types::Embedding;
 
@@ -32,15 +36,25 @@ fn references() -> Option<Vec<Reference>> {
     )
 }
 
-#[test]
-fn single_embeddings_match_sentence_transformers() {
-    let Some(refs) = references() else {
-        eprintln!("SKIPPED: ../shared/fixtures is absent");
-        return;
-    };
-    let embedder = common::embedder();
+/// An embedder with explicit options (the tests' shared one has the defaults).
+fn embedder_with(precision: Precision, window: Window) -> BertEmbedder {
+    let files = resolve(&ModelManifest::default_manifest(), &common::model_source()).unwrap();
+    let options = EmbedOptions { precision, window };
+    BertEmbedder::load_with_options(&files, candle_core::Device::Cpu, Backend::Packed, options)
+        .unwrap()
+}
+
+/// Compares every reference text embedded by `embedder` (tokens up to `max_tokens`); returns
+/// the minimum cosine.
+fn check_references(
+    embedder: &BertEmbedder,
+    refs: &[Reference],
+    max_tokens: usize,
+    min_cos: f32,
+    max_abs_diff: f32,
+) -> f32 {
     let mut worst = f32::INFINITY;
-    for r in &refs {
+    for r in refs.iter().filter(|r| r.tokens <= max_tokens) {
         let got = embedder.embed(&r.text).unwrap();
         let cos = got.embedding.cosine(&r.embedding);
         let max_diff = got
@@ -52,10 +66,107 @@ fn single_embeddings_match_sentence_transformers() {
             .fold(0.0f32, f32::max);
         worst = worst.min(cos);
         assert_eq!(got.tokens, r.tokens, "token count for {:?}", r.text);
-        assert!(cos >= 0.9999, "cosine {cos} for {:?}", r.text);
-        assert!(max_diff < 2e-3, "max |Δ| {max_diff} for {:?}", r.text);
+        assert!(cos >= min_cos, "cosine {cos} for {:?}", r.text);
+        assert!(
+            max_diff < max_abs_diff,
+            "max |Δ| {max_diff} for {:?}",
+            r.text
+        );
     }
-    eprintln!("{} reference texts, minimum cosine {worst}", refs.len());
+    worst
+}
+
+#[test]
+fn f32_embeddings_match_sentence_transformers() {
+    let Some(refs) = references() else {
+        eprintln!("SKIPPED: ../shared/fixtures is absent");
+        return;
+    };
+    let embedder = embedder_with(Precision::F32, Window::FULL);
+    assert_eq!(embedder.precision(), Some(Precision::F32));
+    let worst = check_references(&embedder, &refs, 256, 0.9999, 2e-3);
+    eprintln!(
+        "f32: {} reference texts, minimum cosine {worst}",
+        refs.len()
+    );
+}
+
+#[test]
+fn bf16_embeddings_match_sentence_transformers() {
+    let Some(refs) = references() else {
+        eprintln!("SKIPPED: ../shared/fixtures is absent");
+        return;
+    };
+    if !semantic_router::embed::bf16::supported() {
+        eprintln!("SKIPPED: this CPU has no AVX-512 BF16 (the f32 path serves it)");
+        return;
+    }
+    let embedder = embedder_with(Precision::Bf16, Window::FULL);
+    assert_eq!(embedder.precision(), Some(Precision::Bf16));
+    let worst = check_references(&embedder, &refs, 256, 0.999, 1e-2);
+    eprintln!(
+        "bf16: {} reference texts, minimum cosine {worst}",
+        refs.len()
+    );
+}
+
+#[test]
+fn default_embedder_matches_sentence_transformers_inside_its_window() {
+    let Some(refs) = references() else {
+        eprintln!("SKIPPED: ../shared/fixtures is absent");
+        return;
+    };
+    let embedder = common::embedder();
+    let window = embedder.window();
+    let worst = check_references(&embedder, &refs, window.head + window.tail, 0.999, 1e-2);
+    eprintln!("default options: minimum cosine {worst}");
+}
+
+#[test]
+fn a_windowed_prompt_is_routed_from_its_head_and_tail() {
+    let embedder = common::embedder();
+    let window = embedder.window();
+    let filler = "The committee reviewed the budget line by line and noted every change. ";
+    let head = "Summarise the following notes for the board. ";
+    let tail = " Which of these items were postponed, and why?";
+    // About 280 filler tokens after the head and 140 before the tail: more than the window.
+    let prompt = |middle: &str| {
+        format!(
+            "{head}{}{}{}{tail}",
+            filler.repeat(20),
+            middle.repeat(20),
+            filler.repeat(10)
+        )
+    };
+    let a = embedder.embed(&prompt(filler)).unwrap();
+    assert!(a.truncated);
+    assert_eq!(a.tokens, window.head + window.tail);
+    // The middle is outside the window; the head and the tail are inside it.
+    let other_middle = embedder
+        .embed(&prompt(
+            "Rain fell on the harbour while the ships waited to unload. ",
+        ))
+        .unwrap();
+    assert!(a.embedding.cosine(&other_middle.embedding) > 0.99999);
+    let other_tail = embedder
+        .embed(&format!(
+            "{head}{} Translate it into French.",
+            filler.repeat(40)
+        ))
+        .unwrap();
+    assert!(a.embedding.cosine(&other_tail.embedding) < 0.999);
+    let other_head = embedder
+        .embed(&format!(
+            "Write a poem about this. {}{tail}",
+            filler.repeat(40)
+        ))
+        .unwrap();
+    assert!(a.embedding.cosine(&other_head.embedding) < 0.999);
+    // A huge prompt's tail comes from its end, tokenized in a bounded window.
+    let huge = format!("{head}{}{tail}", filler.repeat(20_000));
+    let b = embedder.embed(&huge).unwrap();
+    assert_eq!(b.tokens, a.tokens);
+    assert!(b.embedding.cosine(&a.embedding) > 0.99999);
 }
 
 #[test]
@@ -75,13 +186,16 @@ fn batch_embeddings_equal_single_embeddings() {
             "{:?}",
             r.text
         );
-        assert!(b.embedding.cosine(&r.embedding) >= 0.9999, "{:?}", r.text);
+        let window = embedder.window();
+        if r.tokens <= window.head + window.tail {
+            assert!(b.embedding.cosine(&r.embedding) >= 0.999, "{:?}", r.text);
+        }
     }
 }
 
 #[test]
 fn a_megabyte_prompt_is_truncated_like_its_first_256_tokens() {
-    let embedder = common::embedder();
+    let embedder = embedder_with(Precision::best(), Window::FULL);
     let sentence = "The quarterly report covers revenue, costs and the hiring plan for next year. ";
     let huge = sentence.repeat(1_000_000 / sentence.len() + 1);
     let head = sentence.repeat(40);
@@ -105,8 +219,6 @@ fn empty_text_is_an_error() {
 
 #[test]
 fn the_gpu_forward_pass_matches_the_reference_on_the_cpu() {
-    use semantic_router::embed::bert::{Backend, BertEmbedder};
-    use semantic_router::embed::model_files::{resolve, ModelManifest};
     let Some(refs) = references() else {
         eprintln!("SKIPPED: ../shared/fixtures is absent");
         return;
@@ -114,9 +226,14 @@ fn the_gpu_forward_pass_matches_the_reference_on_the_cpu() {
     // The candle-ops forward is what runs on cuda/metal; the same code on the CPU must agree
     // with sentence-transformers and with the packed CPU path.
     let files = resolve(&ModelManifest::default_manifest(), &common::model_source()).unwrap();
+    let full = EmbedOptions {
+        precision: Precision::F32,
+        window: Window::FULL,
+    };
     let tensor =
-        BertEmbedder::load_with(&files, candle_core::Device::Cpu, Backend::Tensor).unwrap();
-    let packed = common::embedder();
+        BertEmbedder::load_with_options(&files, candle_core::Device::Cpu, Backend::Tensor, full)
+            .unwrap();
+    let packed = embedder_with(Precision::F32, Window::FULL);
     let texts: Vec<&str> = refs.iter().map(|r| r.text.as_str()).collect();
     let batch = tensor.embed_batch(&texts).unwrap();
     for (r, b) in refs.iter().zip(&batch) {
