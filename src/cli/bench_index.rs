@@ -6,16 +6,15 @@
 //! embedded once and reused. They are shuffled with a fixed seed; the last `--queries` are
 //! held out as queries, never indexed.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use serde_json::json;
 
 use crate::eval::Percentiles;
-use crate::index::recall::recall_at_k;
+use crate::index::recall::{read_embeddings, recall_at_k, shuffle};
 use crate::index::{ExactIndex, HnswParams, Quantization, UsearchIndex, VectorSearch};
 use crate::types::Embedding;
 
@@ -48,7 +47,7 @@ pub struct BenchIndexArgs {
 }
 
 pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
-    let mut vectors = read_vectors(&args.vectors)?;
+    let mut vectors = read_embeddings(&args.vectors)?;
     shuffle(&mut vectors);
     let largest = args.sizes.iter().copied().max().unwrap_or(0);
     if vectors.len() < largest + args.queries {
@@ -151,35 +150,4 @@ fn latencies(
         us.push(started.elapsed().as_secs_f64() * 1e6);
     }
     Ok((Percentiles::of(&mut us), queries.len()))
-}
-
-fn read_vectors(path: &PathBuf) -> anyhow::Result<Vec<Embedding>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut vectors = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        #[derive(serde::Deserialize)]
-        struct Row {
-            embedding: Vec<f32>,
-        }
-        let row: Row = serde_json::from_str(&line)
-            .with_context(|| format!("{} line {}: no `embedding` array", path.display(), i + 1))?;
-        vectors.push(Embedding::normalized(row.embedding));
-    }
-    Ok(vectors)
-}
-
-/// Fisher-Yates with a fixed xorshift seed: the same split on every run.
-fn shuffle<T>(items: &mut [T]) {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for i in (1..items.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let j = (state % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }
