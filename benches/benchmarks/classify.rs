@@ -37,6 +37,24 @@ fn classify(c: &mut Criterion) {
             b.iter(|| pipeline.classify(&snapshot, &input).expect("classifies"))
         });
     }
+    // What the `/classify` batch worker does under load: 16 short prompts in one forward
+    // pass. Divide by 16 for the cost of one decision.
+    let batch: Vec<ClassifyInput> = prompts
+        .iter()
+        .filter(|p| p.len() <= 60)
+        .take(16)
+        .map(|p| ClassifyInput {
+            text: p.clone(),
+            ..ClassifyInput::default()
+        })
+        .collect();
+    group.bench_function("16 short, batched", |b| {
+        b.iter(|| {
+            pipeline
+                .classify_batch(&snapshot, &batch)
+                .expect("classifies")
+        })
+    });
     group.finish();
 }
 

@@ -1,8 +1,51 @@
 //! How well an approximate search agrees with exact search: the measure behind the HNSW
-//! parameters (tests, `router bench-index`).
+//! parameters (tests, `router bench-index`, the search benchmark), and the vectors it is
+//! measured on.
+
+use std::io::BufRead;
+use std::path::Path;
 
 use super::{IndexError, VectorSearch};
 use crate::types::Embedding;
+
+/// Reads embeddings from JSONL with an `embedding` array per line (what `router embed`
+/// writes), so real vectors are embedded once and measured many times.
+pub fn read_embeddings(path: &Path) -> Result<Vec<Embedding>, IndexError> {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        embedding: Vec<f32>,
+    }
+    let io = |source| IndexError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut vectors = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Row = serde_json::from_str(&line).map_err(|e| IndexError::Bundle {
+            path: path.display().to_string(),
+            message: format!("line {}: no `embedding` array: {e}", i + 1),
+        })?;
+        vectors.push(Embedding::normalized(row.embedding));
+    }
+    Ok(vectors)
+}
+
+/// Fisher-Yates with a fixed xorshift seed: the same order on every run.
+pub fn shuffle<T>(items: &mut [T]) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
 
 /// Mean share of the exact top-`k` that `approx` also returns for each query.
 pub fn recall_at_k(

@@ -24,8 +24,10 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
+        // Measured on 100k real embeddings (README "Index at scale"): connectivity 16 needs
+        // expansion_search 192 for recall@10 0.99 (p50 1.1 ms); 32 reaches it at 128 (0.6 ms).
         Self {
-            connectivity: 16,
+            connectivity: 32,
             expansion_add: 128,
             expansion_search: 128,
             quantization: Quantization::F16,
