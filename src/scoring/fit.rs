@@ -212,6 +212,8 @@ fn calibrate(
             .insert(kind, fit_temperature(&in_scope(&raw)));
         raw_by_kind.insert(kind, raw);
     }
+    let soft_knn: Vec<Vec<f32>> = neighbours.iter().map(|n| model.soft_knn_scores(n)).collect();
+    calibration.knn_softmax_temperature = fit_temperature(&in_scope(&soft_knn));
     // The head weight that routes the held-out rows best (ties: the lower NLL).
     let mut best = (f64::NEG_INFINITY, f64::INFINITY, 0.5f32);
     for w in HEAD_WEIGHT_GRID {

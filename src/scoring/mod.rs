@@ -27,6 +27,10 @@ use crate::types::{BucketId, BucketScore, BucketScores, Neighbour, ScorerKind};
 pub const TOP_MEAN_K: usize = 5;
 /// Share given to buckets without a neighbour, so that their log-score stays finite.
 const KNN_FLOOR: f32 = 1e-3;
+/// The combined scorer's neighbours vote with weight `exp(similarity / τ)`: the nearest
+/// neighbours count far more than the tenth. Chosen by cross-validation: on Banking77 the
+/// combined scorer gains 0.5 points over similarity-linear weights, on CLINC150 it loses 0.1.
+pub const KNN_SOFTMAX_TAU: f32 = 0.05;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScoringError {
@@ -50,6 +54,9 @@ pub struct Calibration {
     pub confidence: BTreeMap<ScorerKind, Platt>,
     /// The head's weight in the combined scorer (the kNN vote has the rest).
     pub head_weight: f32,
+    /// Temperature of the combined scorer's kNN part (see [`KNN_SOFTMAX_TAU`]).
+    #[serde(default = "one")]
+    pub knn_softmax_temperature: f32,
     /// Per scorer, the lowest confidence at which accepted decisions reached
     /// `target_precision` on the held-out rows (out-of-scope rows count as errors).
     pub thresholds: BTreeMap<ScorerKind, OperatingPoint>,
@@ -64,11 +71,16 @@ impl Default for Calibration {
             temperatures: BTreeMap::new(),
             confidence: BTreeMap::new(),
             head_weight: 0.5,
+            knn_softmax_temperature: 1.0,
             thresholds: BTreeMap::new(),
             target_precision: fit::DEFAULT_TARGET_PRECISION,
             fitted_on_rows: 0,
         }
     }
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl Calibration {
@@ -236,8 +248,8 @@ impl ScoringModel {
                     self.calibration.temperature(ScorerKind::Head),
                 );
                 let knn = calibrate::softmax_with_temperature(
-                    &self.raw_scores(ScorerKind::WeightedKnn, query, neighbours),
-                    self.calibration.temperature(ScorerKind::WeightedKnn),
+                    &self.soft_knn_scores(neighbours),
+                    self.calibration.knn_softmax_temperature,
                 );
                 let w = self.calibration.head_weight;
                 head.iter()
@@ -276,6 +288,23 @@ impl ScoringModel {
             Some(h) if query.len() == h.dims() => h.logits(query),
             Some(_) | None => vec![0.0; self.buckets.len()],
         }
+    }
+
+    /// Raw scores of the combined scorer's kNN part: log of each bucket's share of the
+    /// neighbours' `exp(similarity / τ)` weight.
+    pub fn soft_knn_scores(&self, neighbours: &[Neighbour]) -> Vec<f32> {
+        let top = neighbours.first().map_or(0.0, |n| n.similarity);
+        let mut weights = vec![0f32; self.buckets.len()];
+        for n in neighbours {
+            if let Some(&i) = self.index_of.get(&n.bucket) {
+                weights[i] += ((n.similarity - top) / KNN_SOFTMAX_TAU).exp();
+            }
+        }
+        let total: f32 = weights.iter().sum();
+        weights
+            .into_iter()
+            .map(|w| (if total > 0.0 { w / total } else { 0.0 } + KNN_FLOOR).ln())
+            .collect()
     }
 
     /// Each bucket's share of the neighbours' (non-negative) similarity.
