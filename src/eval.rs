@@ -15,7 +15,9 @@ use crate::embed::{EmbedError, Embedder};
 use crate::index::bundle::IndexEntry;
 use crate::index::{HnswParams, LoadedIndex};
 use crate::indexer::{embed_all, fit_index, text_sha256, IndexerError};
-use crate::scoring::calibrate::{auroc, expected_calibration_error, threshold_for_precision, Scored};
+use crate::scoring::calibrate::{
+    auroc, expected_calibration_error, threshold_for_precision, Scored,
+};
 use crate::scoring::{FitOptions, TOP_MEAN_K};
 use crate::types::{elapsed_micros, BucketId, Embedding, ScorerKind};
 
@@ -303,7 +305,10 @@ fn judge(
     embed_ms: f64,
     options: &EvalOptions,
 ) -> Result<Outcome, EvalError> {
-    let in_scope = index.manifest().counts.contains_key(&BucketId::new(&row.label));
+    let in_scope = index
+        .manifest()
+        .counts
+        .contains_key(&BucketId::new(&row.label));
     let start = Instant::now();
     let neighbours = index.neighbours(query, options.k.max(TOP_MEAN_K))?;
     let search_ms = elapsed_micros(start) as f64 / 1000.0;
@@ -438,7 +443,10 @@ fn oos_report(
             .filter(|(o, v)| v.predicted == o.gold)
             .count();
         let recall_of = |verdicts: &[&Verdict]| {
-            ratio(verdicts.iter().filter(|v| !accepted(v)).count(), verdicts.len())
+            ratio(
+                verdicts.iter().filter(|v| !accepted(v)).count(),
+                verdicts.len(),
+            )
         };
         let all_oos: Vec<&Verdict> = out_of_scope.iter().map(|(_, v)| v).collect();
         OosPoint {
@@ -463,8 +471,12 @@ fn oos_report(
             correct: false,
         }))
         .collect();
-    let at_target_precision = threshold_for_precision(&candidates, target_precision)
-        .map(|op| point(&|v: &Verdict| v.confidence >= op.threshold, Some(op.threshold)));
+    let at_target_precision = threshold_for_precision(&candidates, target_precision).map(|op| {
+        point(
+            &|v: &Verdict| v.confidence >= op.threshold,
+            Some(op.threshold),
+        )
+    });
     let at_fitted_threshold = Some(point(&|v: &Verdict| v.accepted_at_fitted, None));
     Some(OosReport {
         auroc: auroc_all,

@@ -156,7 +156,11 @@ pub fn fit_index(
         }
     }
     let (scoring, report) = fit_scoring(buckets, index.dims(), &rows, calibrate_on, options)?;
-    tracing::debug!(rows = report.rows_trained, seconds = report.seconds, "scorers fitted");
+    tracing::debug!(
+        rows = report.rows_trained,
+        seconds = report.seconds,
+        "scorers fitted"
+    );
     Ok((index.with_scoring(scoring), report))
 }
 

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::decide::{decide_scored, DecideError, Decision, Policy, RequestContext, Routing, Timings};
+use crate::decide::{
+    decide_scored, DecideError, Decision, Policy, RequestContext, Routing, Timings,
+};
 use crate::embed::{EmbedError, Embedded, Embedder};
 use crate::health::HealthBoard;
 use crate::index::{IndexError, LoadedIndex};

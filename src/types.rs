@@ -159,7 +159,10 @@ impl std::str::FromStr for ScorerKind {
             .find(|k| k.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown scorer `{s}` (expected one of {})", names.join(", "))
+                format!(
+                    "unknown scorer `{s}` (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -11,8 +11,8 @@ use super::ModelArgs;
 use crate::archetypes::{read_labeled_rows, RowFilter};
 use crate::eval::{cross_validate, evaluate, EvalOptions, EvalPhase, EvalReport};
 use crate::scoring::{FitOptions, DEFAULT_TARGET_PRECISION};
-use crate::types::ScorerKind;
 use crate::serve::startup::{load_embedder, progress_bar};
+use crate::types::ScorerKind;
 
 /// Above this many labels the confusion table lists the most frequent confusions instead.
 const FULL_CONFUSION_MAX_LABELS: usize = 12;

@@ -352,7 +352,9 @@ then = { prefer = "fastest" }
         assert!(!r.abstained);
         assert_eq!(names(&r), ["l", "m", "s"]);
         assert!(
-            r.reasons[0].contains("semantic (weighted_knn): code 0.79, margin 0.58; 2 of 3 neighbours agree"),
+            r.reasons[0].contains(
+                "semantic (weighted_knn): code 0.79, margin 0.58; 2 of 3 neighbours agree"
+            ),
             "{:?}",
             r.reasons
         );

@@ -249,8 +249,8 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
     if !(1..=100).contains(&m.k) {
         return Err(invalid("matching.k", format!("{} is outside 1..=100", m.k)));
     }
-    let min_confidence = validate_threshold(&m.min_confidence)
-        .map_err(|e| invalid("matching.min_confidence", e))?;
+    let min_confidence =
+        validate_threshold(&m.min_confidence).map_err(|e| invalid("matching.min_confidence", e))?;
     let uncertain_margin = m.uncertain_margin.unwrap_or(DEFAULT_UNCERTAIN_MARGIN);
     check_unit(uncertain_margin).map_err(|e| invalid("matching.uncertain_margin", e))?;
     if !(-1.0..=1.0).contains(&m.min_similarity) {
@@ -361,8 +361,9 @@ fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
             }
         };
         let min_confidence = match &b.min_confidence {
-            Some(c) => validate_threshold(c)
-                .map_err(|e| invalid(&format!("{path}.min_confidence"), e))?,
+            Some(c) => {
+                validate_threshold(c).map_err(|e| invalid(&format!("{path}.min_confidence"), e))?
+            }
             None => min_confidence,
         };
         let escalation = match &b.escalation {
@@ -585,8 +586,10 @@ then = { prefer = "fastest", force_bucket = "chat" }
         assert_eq!(chat.min_confidence, Threshold::Fitted);
         assert_eq!(chat.min_confidence.resolve(Some(0.7)), 0.7);
         assert_eq!(chat.min_confidence.resolve(None), 0.0);
-        assert!(err_of(&SAMPLE.replace("min_confidence = 0.4", "min_confidence = \"fited\""))
-            .contains("matching.min_confidence"));
+        assert!(
+            err_of(&SAMPLE.replace("min_confidence = 0.4", "min_confidence = \"fited\""))
+                .contains("matching.min_confidence")
+        );
         assert!(err_of(&SAMPLE.replace("k = 5", "scorer = \"knn\"\nk = 5")).contains("knn"));
     }
 

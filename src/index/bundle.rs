@@ -165,7 +165,8 @@ impl LoadedIndex {
             scoring: ScoringModel::empty(dims),
         };
         // Centroids and the kNN scorers work at once; `with_scoring` adds a fitted head.
-        let (buckets, rows) = index.fit_rows_from(entries.iter().map(|e| (&e.bucket, e.embedding.as_slice())));
+        let (buckets, rows) =
+            index.fit_rows_from(entries.iter().map(|e| (&e.bucket, e.embedding.as_slice())));
         let unfitted = ScoringModel::new(buckets, dims, &rows, None, Calibration::default())
             .map_err(|e| IndexError::Usearch(e.to_string()))?;
         index.set_scoring(unfitted);
@@ -413,7 +414,10 @@ impl LoadedIndex {
                         "{HEAD_FILE} has sha256 {actual} but the manifest says {expected}: the file is corrupt or from another bundle; rebuild it with `router train`"
                     )));
                 }
-                Some(load_head(&head_path, manifest.dims, manifest.scoring.buckets.len()).map_err(refuse)?)
+                Some(
+                    load_head(&head_path, manifest.dims, manifest.scoring.buckets.len())
+                        .map_err(refuse)?,
+                )
             }
             None => None,
         };
@@ -425,8 +429,7 @@ impl LoadedIndex {
             scoring: ScoringModel::empty(0),
         };
         let vectors = index.labeled_vectors();
-        let (buckets, rows) =
-            index.fit_rows_from(vectors.iter().map(|(b, v)| (b, v.as_slice())));
+        let (buckets, rows) = index.fit_rows_from(vectors.iter().map(|(b, v)| (b, v.as_slice())));
         if buckets != index.manifest.scoring.buckets && head.is_some() {
             return Err(refuse(
                 "the scoring model's buckets differ from the index's; rebuild it with `router train`".to_owned(),
@@ -454,14 +457,13 @@ fn save_head(head: &LinearHead, path: &Path) -> Result<(), IndexError> {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),
     };
-    let weight = candle_core::Tensor::from_slice(head.weight(), (head.classes(), head.dims()), &device)
-        .map_err(to_index_error)?;
+    let weight =
+        candle_core::Tensor::from_slice(head.weight(), (head.classes(), head.dims()), &device)
+            .map_err(to_index_error)?;
     let bias = candle_core::Tensor::from_slice(head.bias(), head.classes(), &device)
         .map_err(to_index_error)?;
-    let tensors = std::collections::HashMap::from([
-        ("weight".to_owned(), weight),
-        ("bias".to_owned(), bias),
-    ]);
+    let tensors =
+        std::collections::HashMap::from([("weight".to_owned(), weight), ("bias".to_owned(), bias)]);
     candle_core::safetensors::save(&tensors, path).map_err(to_index_error)
 }
 
@@ -476,9 +478,8 @@ fn load_head(path: &Path, dims: usize, classes: usize) -> Result<LinearHead, Str
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(|e| format!("{HEAD_FILE}: `{name}` is not f32: {e}"))
     };
-    LinearHead::from_parts(dims, classes, read("weight")?, read("bias")?).ok_or_else(|| {
-        format!("{HEAD_FILE} does not hold a {classes} × {dims} head")
-    })
+    LinearHead::from_parts(dims, classes, read("weight")?, read("bias")?)
+        .ok_or_else(|| format!("{HEAD_FILE} does not hold a {classes} × {dims} head"))
 }
 
 /// Whether `dir` looks like a bundle (has a manifest); says nothing about its validity.

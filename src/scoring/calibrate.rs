@@ -286,7 +286,10 @@ mod tests {
             points.extend(std::iter::repeat_n((x, false), 200 - correct));
         }
         let platt = Platt::fit(&points).unwrap();
-        assert!((platt.a - 2.0).abs() < 0.1 && (platt.b + 1.0).abs() < 0.1, "{platt:?}");
+        assert!(
+            (platt.a - 2.0).abs() < 0.1 && (platt.b + 1.0).abs() < 0.1,
+            "{platt:?}"
+        );
         assert!(platt.probability(10.0) > 0.99 && platt.probability(-10.0) < 0.01);
         // No errors at all still gives a finite, increasing fit.
         let all_right: Vec<(f32, bool)> = (0..10).map(|i| (i as f32, true)).collect();
@@ -296,15 +299,31 @@ mod tests {
 
     #[test]
     fn threshold_reaches_target_precision() {
-        let rows: Vec<Scored> = [(0.9, true), (0.8, true), (0.7, false), (0.6, true), (0.5, false)]
-            .iter()
-            .map(|&(confidence, correct)| Scored { confidence, correct })
-            .collect();
+        let rows: Vec<Scored> = [
+            (0.9, true),
+            (0.8, true),
+            (0.7, false),
+            (0.6, true),
+            (0.5, false),
+        ]
+        .iter()
+        .map(|&(confidence, correct)| Scored {
+            confidence,
+            correct,
+        })
+        .collect();
         let p = threshold_for_precision(&rows, 0.75).unwrap();
         assert_eq!(p.threshold, 0.6);
         assert!((p.precision - 0.75).abs() < 1e-9 && (p.coverage - 0.8).abs() < 1e-9);
         let strict = threshold_for_precision(&rows, 1.0).unwrap();
         assert_eq!(strict.threshold, 0.8);
-        assert!(threshold_for_precision(&[Scored { confidence: 0.9, correct: false }], 0.5).is_none());
+        assert!(threshold_for_precision(
+            &[Scored {
+                confidence: 0.9,
+                correct: false
+            }],
+            0.5
+        )
+        .is_none());
     }
 }

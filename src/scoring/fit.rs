@@ -12,8 +12,8 @@ use ndarray::{Array2, ArrayView2};
 use serde::Serialize;
 
 use super::calibrate::{
-    expected_calibration_error, fit_temperature, softmax_with_temperature,
-    threshold_for_precision, OperatingPoint, Platt, Scored,
+    expected_calibration_error, fit_temperature, softmax_with_temperature, threshold_for_precision,
+    OperatingPoint, Platt, Scored,
 };
 use super::head::{HeadOptions, LinearHead};
 use super::{Calibration, ScoringError, ScoringModel};
@@ -212,7 +212,10 @@ fn calibrate(
             .insert(kind, fit_temperature(&in_scope(&raw)));
         raw_by_kind.insert(kind, raw);
     }
-    let soft_knn: Vec<Vec<f32>> = neighbours.iter().map(|n| model.soft_knn_scores(n)).collect();
+    let soft_knn: Vec<Vec<f32>> = neighbours
+        .iter()
+        .map(|n| model.soft_knn_scores(n))
+        .collect();
     calibration.knn_softmax_temperature = fit_temperature(&in_scope(&soft_knn));
     // The head weight that routes the held-out rows best (ties: the lower NLL).
     let mut best = (f64::NEG_INFINITY, f64::INFINITY, 0.5f32);
@@ -311,7 +314,13 @@ fn argmax(p: &[f32]) -> (usize, f32) {
     p.iter()
         .copied()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
 }
 
 fn accuracy_of(rows: &[(Vec<f32>, usize)]) -> f64 {
@@ -333,7 +342,11 @@ fn exact_neighbours(
     if dims == 0 || k == 0 {
         return vec![Vec::new(); queries.len()];
     }
-    let flat: Vec<f32> = reference.vectors.iter().flat_map(|v| v.iter().copied()).collect();
+    let flat: Vec<f32> = reference
+        .vectors
+        .iter()
+        .flat_map(|v| v.iter().copied())
+        .collect();
     let refs = ArrayView2::from_shape((reference.vectors.len(), dims), &flat)
         .expect("every reference row has `dims` values. This is a bug.");
     let ids: Vec<ArchetypeId> = (0..reference.vectors.len())
@@ -443,7 +456,14 @@ mod tests {
         // Calibration rows: in-scope ones plus off-axis vectors that belong to no bucket.
         let (cal, cal_labels) = data(20, 5);
         let oos: Vec<Vec<f32>> = (0..20)
-            .map(|i| Embedding::normalized((0..8).map(|d| if d == 3 + i % 5 { 1.0 } else { 0.05 }).collect()).into_vec())
+            .map(|i| {
+                Embedding::normalized(
+                    (0..8)
+                        .map(|d| if d == 3 + i % 5 { 1.0 } else { 0.05 })
+                        .collect(),
+                )
+                .into_vec()
+            })
             .collect();
         let calibration = CalibrationRows {
             vectors: cal.iter().chain(&oos).map(Vec::as_slice).collect(),
@@ -454,8 +474,14 @@ mod tests {
                 .collect(),
         };
         let buckets: Vec<BucketId> = ["a", "b", "c"].iter().map(|b| BucketId::new(b)).collect();
-        let (_, report) =
-            fit_scoring(buckets, 8, &rows, Some(&calibration), &FitOptions::default()).unwrap();
+        let (_, report) = fit_scoring(
+            buckets,
+            8,
+            &rows,
+            Some(&calibration),
+            &FitOptions::default(),
+        )
+        .unwrap();
         assert_eq!(report.rows_out_of_scope, 20);
         for s in &report.scorers {
             if let Some(p) = s.threshold {
@@ -470,8 +496,14 @@ mod tests {
             vectors: vec![&[1.0, 0.0]],
             labels: vec![0],
         };
-        let (model, _) =
-            fit_scoring(vec![BucketId::new("a")], 2, &rows, None, &FitOptions::default()).unwrap();
+        let (model, _) = fit_scoring(
+            vec![BucketId::new("a")],
+            2,
+            &rows,
+            None,
+            &FitOptions::default(),
+        )
+        .unwrap();
         assert!(model.head().is_none());
     }
 }

@@ -218,7 +218,9 @@ impl Standardiser {
         let n = rows.len().max(1) as f64;
         let mut mean = vec![0f64; dims];
         for r in rows {
-            mean.iter_mut().zip(*r).for_each(|(m, &v)| *m += f64::from(v));
+            mean.iter_mut()
+                .zip(*r)
+                .for_each(|(m, &v)| *m += f64::from(v));
         }
         mean.iter_mut().for_each(|m| *m /= n);
         let mut var = vec![0f64; dims];
@@ -249,7 +251,11 @@ mod tests {
 
     /// Two noisy clusters per class in 4-d: a linear head separates them.
     fn blobs() -> (Vec<Vec<f32>>, Vec<usize>) {
-        let centres = [[1.0, 0.0, 0.0, 0.2], [0.0, 1.0, 0.0, 0.2], [0.0, 0.0, 1.0, 0.2]];
+        let centres = [
+            [1.0, 0.0, 0.0, 0.2],
+            [0.0, 1.0, 0.0, 0.2],
+            [0.0, 0.0, 1.0, 0.2],
+        ];
         let mut rows = Vec::new();
         let mut labels = Vec::new();
         for i in 0..90 {

@@ -228,7 +228,12 @@ impl ScoringModel {
 
     /// Raw per-bucket scores `z` (in bucket order) before the temperature; `kind` must be
     /// effective (see [`Self::effective`]).
-    pub fn raw_scores(&self, kind: ScorerKind, query: &[f32], neighbours: &[Neighbour]) -> Vec<f32> {
+    pub fn raw_scores(
+        &self,
+        kind: ScorerKind,
+        query: &[f32],
+        neighbours: &[Neighbour],
+    ) -> Vec<f32> {
         match kind {
             ScorerKind::WeightedKnn => self
                 .knn_shares(neighbours)

@@ -482,7 +482,14 @@ async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeli
         "Is this a question about a story or about facts?",
         "Explain, then sum up, then classify: the sky is blue.",
     ] {
-        let (_, d) = send(&app, "POST", "/classify", Some(json!({"prompt": prompt})), None).await;
+        let (_, d) = send(
+            &app,
+            "POST",
+            "/classify",
+            Some(json!({"prompt": prompt})),
+            None,
+        )
+        .await;
         decisions.push((d, prompt.to_owned()));
     }
     let (status, queue) = send(&app, "GET", "/admin/uncertain?limit=50", None, Some(TOKEN)).await;
@@ -491,8 +498,8 @@ async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeli
     let threshold = queue["uncertain_margin"].as_f64().unwrap();
     assert!(!items.is_empty(), "some prompt is uncertain: {decisions:?}");
     for (decision, text) in &decisions {
-        let uncertain = decision["abstained"] == true
-            || decision["margin"].as_f64().unwrap() < threshold;
+        let uncertain =
+            decision["abstained"] == true || decision["margin"].as_f64().unwrap() < threshold;
         let item = items
             .iter()
             .find(|i| i["decision_id"] == decision["decision_id"]);

@@ -79,7 +79,10 @@ async fn classify_returns_a_complete_decision() {
     assert!(d["escalation"]["timeout_ms"].as_u64().unwrap() > 0);
     let confidence = d["confidence"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&confidence));
-    assert!(d["reasons"][0].as_str().unwrap().starts_with("semantic (combined):"));
+    assert!(d["reasons"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("semantic (combined):"));
     let neighbours = d["neighbours"].as_array().unwrap();
     assert_eq!(neighbours.len(), 10);
     assert!(
