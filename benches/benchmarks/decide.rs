@@ -1,5 +1,6 @@
-//! Vote + thresholds + side rules + health for ten real neighbours: a plain request, and one
-//! that fires rules (free tier, high priority, an image) with an open target in its bucket.
+//! Scoring (every scorer, shipped archetypes), then vote + thresholds + side rules + health
+//! for ten real neighbours: a plain request, and one that fires rules (free tier, high
+//! priority, an image) with an open target in its bucket.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -8,6 +9,7 @@ use criterion::{criterion_group, Criterion};
 use semantic_router::decide::{
     decide, HealthView, Outcome, OutcomeReport, Policy, Priority, RequestContext,
 };
+use semantic_router::embed::Embedder;
 use semantic_router::health::HealthBoard;
 use semantic_router::types::{ArchetypeId, BucketId, Neighbour};
 
@@ -40,6 +42,20 @@ fn bench_decide(c: &mut Criterion) {
         ..RequestContext::default()
     };
     let healthy = HealthView::default();
+    // Scoring the shipped archetypes' buckets for a real prompt, every scorer.
+    let index = super::shipped_index();
+    let query = super::embedder()
+        .embed("Write a Python function that merges two sorted lists.")
+        .expect("embeds")
+        .embedding;
+    let real = index.neighbours(&query, 10).expect("searches");
+    let mut scoring = c.benchmark_group("score (shipped archetypes)");
+    for kind in semantic_router::types::ScorerKind::ALL {
+        scoring.bench_function(kind.name(), |b| {
+            b.iter(|| index.scoring().score(kind, query.as_slice(), &real))
+        });
+    }
+    scoring.finish();
     c.bench_function("decide (vote + policy)", |b| {
         b.iter(|| decide(&policy, &neighbours, &plain, &healthy, now).expect("decides"))
     });

@@ -31,6 +31,13 @@ fn embed(c: &mut Criterion) {
         ("medium (~60 tokens), f32", f32_full.as_ref(), &medium),
         ("long (full 256 tokens), f32", f32_full.as_ref(), &long),
     ];
+    let mut tokenize = c.benchmark_group("tokenize");
+    for (name, text) in [("short", &short), ("medium", &medium), ("long", &long)] {
+        tokenize.bench_function(name, |b| {
+            b.iter(|| default.token_ids(text).expect("tokenizes"))
+        });
+    }
+    tokenize.finish();
     let mut group = c.benchmark_group("embed");
     group.sample_size(30);
     for (name, embedder, text) in cases {

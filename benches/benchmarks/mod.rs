@@ -38,6 +38,17 @@ pub fn embedder_with(options: EmbedOptions) -> Arc<BertEmbedder> {
     )
 }
 
+/// The shipped archetypes' index with its fitted scorers.
+pub fn shipped_index() -> semantic_router::index::LoadedIndex {
+    semantic_router::indexer::build_index(
+        &archetypes(),
+        embedder().as_ref(),
+        semantic_router::index::HnswParams::default(),
+        &|_, _| {},
+    )
+    .expect("index builds")
+}
+
 pub fn archetypes() -> ExampleSet {
     ExampleSet::load(&repo().join("archetypes/examples"), Strictness::Archetypes)
         .expect("shipped archetypes")

@@ -214,6 +214,13 @@ impl BertEmbedder {
     /// Token ids with [CLS]/[SEP]; a prompt longer than the routing window keeps its first and
     /// last word pieces ([`Window`]; the default full window truncates like
     /// sentence-transformers). Huge prompts are tokenized in bounded windows of bytes.
+    /// The token ids the model sees for `text` (special tokens and routing window applied)
+    /// and the whole prompt's token count: the tokenize stage alone, for benchmarks.
+    pub fn token_ids(&self, text: &str) -> Result<(Vec<u32>, usize), EmbedError> {
+        let t = self.tokenize(text)?;
+        Ok((t.ids, t.prompt_tokens))
+    }
+
     fn tokenize(&self, text: &str) -> Result<Tokenized, EmbedError> {
         if text.trim().is_empty() {
             return Err(EmbedError::EmptyText);
