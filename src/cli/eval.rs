@@ -31,16 +31,16 @@ pub struct EvalArgs {
     #[arg(long, conflicts_with = "test")]
     pub cv: Option<usize>,
     /// Keep only training rows where KEY is one of the values, e.g. `split=train` or `fold=0,1,2`.
-    #[arg(long = "train-where", value_parser = parse_filter)]
+    #[arg(long = "train-where")]
     pub train_where: Vec<RowFilter>,
     /// Keep only test rows where KEY is one of the values, e.g. `split=val`.
-    #[arg(long = "test-where", value_parser = parse_filter)]
+    #[arg(long = "test-where")]
     pub test_where: Vec<RowFilter>,
     /// Neighbours that vote.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
     /// The scorer to report (the one the policy would serve).
-    #[arg(long, default_value = "combined", value_parser = parse_scorer)]
+    #[arg(long, default_value = "combined")]
     pub scorer: ScorerKind,
     /// Report every scorer side by side on the same embeddings: weighted kNN, centroid,
     /// top-5 mean (as aurelio semantic-router scores), head, combined.
@@ -54,14 +54,6 @@ pub struct EvalArgs {
     pub json: bool,
     #[command(flatten)]
     pub model: ModelArgs,
-}
-
-fn parse_filter(s: &str) -> Result<RowFilter, String> {
-    s.parse()
-}
-
-fn parse_scorer(s: &str) -> Result<ScorerKind, String> {
-    s.parse()
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {

@@ -25,14 +25,14 @@ pub struct FitArgs {
     pub train: PathBuf,
     /// Keep only training rows where KEY is one of the values (e.g. `oos=none`); --train is
     /// then read as one labeled file.
-    #[arg(long = "train-where", value_parser = parse_filter)]
+    #[arg(long = "train-where")]
     pub train_where: Vec<RowFilter>,
     /// Labeled JSONL the calibration and thresholds are fitted on; labels that are not
     /// training buckets (e.g. `oos`) are out of scope and should be abstained on.
     #[arg(long)]
     pub valid: PathBuf,
     /// Keep only validation rows where KEY is one of the values, e.g. `split=val`.
-    #[arg(long = "valid-where", value_parser = parse_filter)]
+    #[arg(long = "valid-where")]
     pub valid_where: Vec<RowFilter>,
     /// In-scope precision the abstain thresholds aim for.
     #[arg(long, default_value_t = DEFAULT_TARGET_PRECISION)]
@@ -48,10 +48,6 @@ pub struct FitArgs {
     pub json: bool,
     #[command(flatten)]
     pub model: ModelArgs,
-}
-
-fn parse_filter(s: &str) -> Result<RowFilter, String> {
-    s.parse()
 }
 
 pub fn run(args: &FitArgs) -> anyhow::Result<()> {

@@ -16,6 +16,22 @@ fn report(reports: &[EvalReport], kind: ScorerKind) -> &EvalReport {
     reports.iter().find(|r| r.scorer == kind).unwrap()
 }
 
+/// Trains on `train`, classifies `test`, and scores `scorers` on the same embeddings.
+fn eval(train: &[LabeledRow], test: &[LabeledRow], scorers: Vec<ScorerKind>) -> Vec<EvalReport> {
+    let options = EvalOptions {
+        scorers,
+        ..EvalOptions::default()
+    };
+    evaluate(
+        common::embedder().as_ref(),
+        train,
+        test,
+        &options,
+        &|_, _, _| {},
+    )
+    .unwrap()
+}
+
 fn log(set: &str, reports: &[EvalReport]) {
     for r in reports {
         eprintln!(
@@ -39,18 +55,7 @@ fn clinc150_in_scope_accuracy_and_out_of_scope_detection() {
     let train =
         read_labeled_rows(&path, &[filter("split=train"), filter("in_scope=true")]).unwrap();
     let test = read_labeled_rows(&path, &[filter("split=val")]).unwrap();
-    let options = EvalOptions {
-        scorers: ScorerKind::ALL.to_vec(),
-        ..EvalOptions::default()
-    };
-    let reports = evaluate(
-        common::embedder().as_ref(),
-        &train,
-        &test,
-        &options,
-        &|_, _, _| {},
-    )
-    .unwrap();
+    let reports = eval(&train, &test, ScorerKind::ALL.to_vec());
     log("CLINC150 train → val", &reports);
     let combined = report(&reports, ScorerKind::Combined);
     assert_eq!(combined.n, 3000);
@@ -106,18 +111,11 @@ fn dolly_task_types_combined_beats_the_knn_vote() {
     };
     let train = read_labeled_rows(&path, &[filter("fold=0,1,2,3,4,5")]).unwrap();
     let test = read_labeled_rows(&path, &[filter("fold=6,7")]).unwrap();
-    let options = EvalOptions {
-        scorers: vec![ScorerKind::Combined, ScorerKind::WeightedKnn],
-        ..EvalOptions::default()
-    };
-    let reports = evaluate(
-        common::embedder().as_ref(),
+    let reports = eval(
         &train,
         &test,
-        &options,
-        &|_, _, _| {},
-    )
-    .unwrap();
+        vec![ScorerKind::Combined, ScorerKind::WeightedKnn],
+    );
     log("Dolly folds 0-5 → 6-7", &reports);
     let combined = report(&reports, ScorerKind::Combined).accuracy;
     let knn = report(&reports, ScorerKind::WeightedKnn).accuracy;
@@ -194,14 +192,7 @@ fn shipped_archetypes_route_real_task_prompts() {
         oos_kind: None,
     })
     .collect();
-    let reports = evaluate(
-        common::embedder().as_ref(),
-        &archetypes,
-        &test,
-        &EvalOptions::default(),
-        &|_, _, _| {},
-    )
-    .unwrap();
+    let reports = eval(&archetypes, &test, vec![ScorerKind::Combined]);
     let r = &reports[0];
     let recall = |b: &str| r.per_bucket.get(b).map_or(0.0, |m| m.recall);
     // Per source: Dolly rows carry the seven Dolly buckets, GSM8K math, MBPP code.
