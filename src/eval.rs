@@ -10,15 +10,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::archetypes::{ExampleSet, LabeledRow};
 use crate::embed::{EmbedError, Embedder};
-use crate::index::bundle::IndexEntry;
-use crate::index::{HnswParams, LoadedIndex};
-use crate::indexer::{embed_all, fit_index, text_sha256, IndexerError};
+use crate::index::{HnswParams, IndexEntry};
+use crate::pipeline::bundle::Bundle;
+use crate::pipeline::indexer::{embed_all, fit_index, text_sha256, IndexerError};
 use crate::scoring::calibrate::{
     auroc, expected_calibration_error, threshold_for_precision, Scored,
 };
 use crate::scoring::{FitOptions, TOP_MEAN_K};
+use crate::store::{ExampleSet, LabeledRow};
 use crate::types::{elapsed_micros, BucketId, Embedding, ScorerKind};
 
 /// Label given to out-of-scope rows without an `oos` kind column.
@@ -145,6 +145,8 @@ pub enum EvalError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
+    #[error(transparent)]
+    Bundle(#[from] crate::pipeline::bundle::BundleError),
     #[error("the training set is empty")]
     EmptyTrain,
     #[error("cross-validation needs at least 2 folds and as many rows, got {folds} folds of {rows} rows")]
@@ -203,7 +205,7 @@ pub fn evaluate(
 
 /// Scores an already fitted `index` on embedded rows (`vectors[i]` is `rows[i]`'s).
 pub fn evaluate_embedded(
-    index: &LoadedIndex,
+    index: &Bundle,
     rows: &[LabeledRow],
     vectors: &[Embedding],
     options: &EvalOptions,
@@ -266,7 +268,7 @@ fn fitted_index(
     train: &[LabeledRow],
     vectors: &[Embedding],
     options: &EvalOptions,
-) -> Result<LoadedIndex, EvalError> {
+) -> Result<Bundle, EvalError> {
     let examples = ExampleSet::from_rows(train);
     if examples.is_empty() {
         return Err(EvalError::EmptyTrain);
@@ -283,7 +285,7 @@ fn fitted_index(
             embedding: v.clone(),
         })
         .collect();
-    let index = LoadedIndex::build(
+    let index = Bundle::build(
         &entries,
         embedder.dims(),
         embedder.fingerprint().clone(),
@@ -299,7 +301,7 @@ fn fitted_index(
 
 /// Every requested scorer's verdict on one embedded row.
 fn judge(
-    index: &LoadedIndex,
+    index: &Bundle,
     row: &LabeledRow,
     query: &Embedding,
     embed_ms: f64,
@@ -312,7 +314,7 @@ fn judge(
     let start = Instant::now();
     let neighbours = index.neighbours(query, options.k.max(TOP_MEAN_K))?;
     let search_ms = elapsed_micros(start) as f64 / 1000.0;
-    let scoring = index.scoring();
+    let scoring = &index.scoring;
     let mut verdicts = BTreeMap::new();
     for &kind in &options.scorers {
         let start = Instant::now();

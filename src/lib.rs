@@ -22,13 +22,10 @@ pub mod embed;
 pub mod index;
 pub mod scoring;
 
-pub mod archetypes;
 pub mod eval;
 pub mod health;
-pub mod indexer;
 pub mod pipeline;
 pub mod store;
-pub mod uncertain;
 
 pub mod live;
 

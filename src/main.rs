@@ -1,10 +1,12 @@
-//! The `router` binary: parse flags, set up logging, run the command.
+//! The `router` binary: parse flags, set up logging, run the command. `router serve` goes to
+//! the HTTP edge, every other command to the command-line edge.
 
 use clap::Parser;
+use semantic_router::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let cli = semantic_router::cli::Cli::parse();
+    let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("ROUTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -15,5 +17,14 @@ fn main() -> anyhow::Result<()> {
     } else {
         builder.init();
     }
-    semantic_router::cli::run(cli)
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.into_settings()?;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(semantic_router::serve::run(settings))
+        }
+        Command::Offline(command) => semantic_router::cli::run(command),
+    }
 }

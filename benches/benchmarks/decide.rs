@@ -52,7 +52,7 @@ fn bench_decide(c: &mut Criterion) {
     let mut scoring = c.benchmark_group("score (shipped archetypes)");
     for kind in semantic_router::types::ScorerKind::ALL {
         scoring.bench_function(kind.name(), |b| {
-            b.iter(|| index.scoring().score(kind, query.as_slice(), &real))
+            b.iter(|| index.scoring.score(kind, query.as_slice(), &real))
         });
     }
     scoring.finish();

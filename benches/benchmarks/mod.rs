@@ -8,10 +8,10 @@ pub mod search;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use semantic_router::archetypes::{read_labeled_rows, ExampleSet, Strictness};
 use semantic_router::embed::bert::{Backend, BertEmbedder, EmbedOptions};
 use semantic_router::embed::model_files::{resolve, ModelManifest, ModelSource};
 use semantic_router::embed::Embedder;
+use semantic_router::store::{read_labeled_rows, ExampleSet, Strictness};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,8 +39,8 @@ pub fn embedder_with(options: EmbedOptions) -> Arc<BertEmbedder> {
 }
 
 /// The shipped archetypes' index with its fitted scorers.
-pub fn shipped_index() -> semantic_router::index::LoadedIndex {
-    semantic_router::indexer::build_index(
+pub fn shipped_index() -> semantic_router::pipeline::bundle::Bundle {
+    semantic_router::pipeline::indexer::build_index(
         &archetypes(),
         embedder().as_ref(),
         semantic_router::index::HnswParams::default(),

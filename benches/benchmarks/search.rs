@@ -7,7 +7,7 @@
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use semantic_router::index::recall::{read_embeddings, shuffle};
 use semantic_router::index::{ExactIndex, HnswParams, UsearchIndex, VectorSearch};
-use semantic_router::indexer::embed_all;
+use semantic_router::pipeline::indexer::embed_all;
 use semantic_router::types::Embedding;
 
 const SIZES: [usize; 3] = [1_000, 10_000, 100_000];

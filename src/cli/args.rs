@@ -11,9 +11,7 @@ use crate::embed::bert::EmbedOptions;
 use crate::embed::device::DeviceChoice;
 use crate::embed::kernel::Precision;
 use crate::embed::window::Window;
-use crate::serve::auth::AdminToken;
-use crate::serve::startup::ModelSettings;
-use crate::serve::{Limits, ServeSettings};
+use crate::pipeline::compose::{Limits, ModelSettings, ServiceSettings, StatePaths};
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -114,26 +112,34 @@ pub struct ServeArgs {
     pub cache_bytes: usize,
 }
 
+impl StateArgs {
+    pub fn paths(&self) -> StatePaths {
+        StatePaths {
+            policy: self.policy.clone(),
+            archetypes: self.archetypes.clone(),
+            data_dir: self.data_dir.clone(),
+            index: self.index.clone(),
+        }
+    }
+}
+
 impl ServeArgs {
-    /// The admin token from --admin-token-file, else the ROUTER_ADMIN_TOKEN variable.
-    fn admin_token(&self) -> anyhow::Result<Option<AdminToken>> {
+    /// The admin token's secret from --admin-token-file, else the ROUTER_ADMIN_TOKEN variable.
+    fn admin_secret(&self) -> anyhow::Result<Option<String>> {
         let secret = match &self.admin_token_file {
             Some(path) => std::fs::read_to_string(path)
                 .with_context(|| format!("reading the admin token file {}", path.display()))?,
             None => std::env::var("ROUTER_ADMIN_TOKEN").unwrap_or_default(),
         };
-        Ok(AdminToken::new(&secret))
+        let secret = secret.trim();
+        Ok((!secret.is_empty()).then(|| secret.to_owned()))
     }
 
-    pub fn into_settings(self) -> anyhow::Result<ServeSettings> {
-        let admin_token = self.admin_token()?;
-        Ok(ServeSettings {
-            admin_token,
+    pub fn into_settings(self) -> anyhow::Result<ServiceSettings> {
+        Ok(ServiceSettings {
+            admin_secret: self.admin_secret()?,
             addr: self.addr,
-            archetypes: self.state.archetypes,
-            policy: self.state.policy,
-            data_dir: self.state.data_dir,
-            index: self.state.index,
+            paths: self.state.paths(),
             model: self.model.settings(),
             limits: Limits {
                 // Each request in flight may search the index at once; usearch has a fixed

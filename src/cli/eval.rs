@@ -8,10 +8,10 @@ use clap::Args;
 use serde_json::json;
 
 use super::ModelArgs;
-use crate::archetypes::{read_labeled_rows, RowFilter};
 use crate::eval::{cross_validate, evaluate, EvalOptions, EvalPhase, EvalReport};
+use crate::pipeline::compose::{load_embedder, progress_bar};
 use crate::scoring::{FitOptions, DEFAULT_TARGET_PRECISION};
-use crate::serve::startup::{load_embedder, progress_bar};
+use crate::store::{read_labeled_rows, RowFilter};
 use crate::types::ScorerKind;
 
 /// Above this many labels the confusion table lists the most frequent confusions instead.

@@ -9,12 +9,12 @@ use clap::Args;
 use serde_json::json;
 
 use super::ModelArgs;
-use crate::archetypes::{read_labeled_rows, ExampleSet, RowFilter, Strictness};
 use crate::eval::{evaluate_embedded, EvalOptions};
 use crate::index::HnswParams;
-use crate::indexer::{embed_all, embed_index, fit_index};
+use crate::pipeline::compose::{load_embedder, progress_bar};
+use crate::pipeline::indexer::{embed_all, embed_index, fit_index};
 use crate::scoring::{CalibrationRows, FitOptions, DEFAULT_TARGET_PRECISION};
-use crate::serve::startup::{load_embedder, progress_bar};
+use crate::store::{read_labeled_rows, ExampleSet, RowFilter, Strictness};
 use crate::types::{BucketId, ScorerKind};
 
 #[derive(Debug, Args)]
@@ -82,7 +82,7 @@ pub fn run(args: &FitArgs) -> anyhow::Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    let buckets = index.scoring().buckets().to_vec();
+    let buckets = index.scoring.buckets().to_vec();
     let rows = CalibrationRows {
         vectors: vectors.iter().map(|v| v.as_slice()).collect(),
         labels: valid

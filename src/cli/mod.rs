@@ -1,6 +1,7 @@
 //! The command line: `router serve | train | classify | embed | eval | fit | bench | model`.
-//! Thin: each command parses flags, calls the library, prints. The only users of anyhow and
-//! clap besides `serve`.
+//! Thin: each command parses flags, calls the library, prints. `serve` is parsed here into
+//! the library's `ServiceSettings`; the binary hands those to the HTTP edge, so this edge
+//! never imports the other.
 
 mod args;
 mod bench;
@@ -27,6 +28,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (POST /classify, /classify/batch, /embed; GET /health, /ready, /info, /metrics).
     Serve(ServeArgs),
+    #[command(flatten)]
+    Offline(OfflineCommand),
+}
+
+/// The commands that run without the HTTP service.
+#[derive(Debug, Subcommand)]
+pub enum OfflineCommand {
     /// Build an index bundle from labeled JSONL examples ({"text", "bucket" or "label"}).
     Train(train::TrainArgs),
     /// Read JSONL {"text": ...} on stdin; write one decision JSON per line on stdout, in order.
@@ -46,24 +54,17 @@ pub enum Command {
     Model(model::ModelCommand),
 }
 
-/// Runs one command to completion.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => {
-            let settings = args.into_settings()?;
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(crate::serve::run(settings))
-        }
-        Command::Train(args) => train::run(&args),
-        Command::Classify(args) => stdin_jsonl::classify(&args),
-        Command::Embed(args) => stdin_jsonl::embed(&args),
-        Command::Eval(args) => eval::run(&args),
-        Command::Fit(args) => fit::run(&args),
-        Command::Bench(args) => bench::run(&args),
-        Command::BenchIndex(args) => bench_index::run(&args),
-        Command::Model(command) => model::run(&command),
+/// Runs one offline command to completion.
+pub fn run(command: OfflineCommand) -> anyhow::Result<()> {
+    match command {
+        OfflineCommand::Train(args) => train::run(&args),
+        OfflineCommand::Classify(args) => stdin_jsonl::classify(&args),
+        OfflineCommand::Embed(args) => stdin_jsonl::embed(&args),
+        OfflineCommand::Eval(args) => eval::run(&args),
+        OfflineCommand::Fit(args) => fit::run(&args),
+        OfflineCommand::Bench(args) => bench::run(&args),
+        OfflineCommand::BenchIndex(args) => bench_index::run(&args),
+        OfflineCommand::Model(command) => model::run(&command),
     }
 }
 
@@ -86,9 +87,12 @@ mod tests {
         };
         let s = args.into_settings().unwrap();
         assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.policy, std::path::PathBuf::from("archetypes/policy.toml"));
         assert_eq!(
-            s.archetypes,
+            s.paths.policy,
+            std::path::PathBuf::from("archetypes/policy.toml")
+        );
+        assert_eq!(
+            s.paths.archetypes,
             std::path::PathBuf::from("archetypes/examples")
         );
     }

@@ -14,9 +14,9 @@ use super::args::StateArgs;
 use super::ModelArgs;
 use crate::decide::Policy;
 use crate::embed::Embedder;
-use crate::index::bundle::default_bundle_dir;
-use crate::pipeline::{ClassifyInput, Pipeline, Snapshot};
-use crate::serve::startup::{load_embedder, load_index, progress_bar};
+use crate::pipeline::bundle::default_bundle_dir;
+use crate::pipeline::compose::{load_bundle, load_embedder, progress_bar};
+use crate::pipeline::{ClassifyInput, Pipeline, PipelineOptions, Snapshot};
 use crate::store::ArchetypeStore;
 
 /// Lines embedded per forward pass; batch results equal single ones.
@@ -98,13 +98,13 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
     let policy = Policy::load(&args.state.policy)?;
     let (embedder, _) = load_embedder(&args.model.settings())?;
     let examples = match &args.state.index {
-        Some(_) => crate::archetypes::ExampleSet::default(),
+        Some(_) => crate::store::ExampleSet::default(),
         None => ArchetypeStore::open(&args.state.archetypes, &args.state.data_dir)?
             .examples()
             .clone(),
     };
     let bar = progress_bar("embedding archetypes");
-    let index = load_index(
+    let index = load_bundle(
         args.state.index.as_deref(),
         &default_bundle_dir(&args.state.data_dir),
         &examples,
@@ -116,8 +116,8 @@ pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
     )?;
     bar.finish_and_clear();
     let dims = embedder.dims();
-    let snapshot = Snapshot::new(Arc::new(policy), Arc::new(index), dims)?;
-    let pipeline = Pipeline::new(embedder);
+    let snapshot = Arc::new(Snapshot::new(Arc::new(policy), Arc::new(index), dims)?);
+    let pipeline = Pipeline::new(embedder, PipelineOptions::default())?;
     let mut failures = 0usize;
     for_each_chunk(|chunk| {
         for parsed in chunk {

@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::ModelArgs;
-use crate::archetypes::{ExampleSet, Strictness};
 use crate::index::HnswParams;
-use crate::indexer::build_index;
-use crate::serve::startup::{load_embedder, progress_bar};
+use crate::pipeline::compose::{load_embedder, progress_bar};
+use crate::pipeline::indexer::build_index;
+use crate::store::{ExampleSet, Strictness};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {

@@ -12,14 +12,18 @@ use crate::types::{BucketId, BucketScore, Neighbour, ScorerKind};
 /// Buckets listed with their scores in a decision (the rest are near zero by then).
 pub const MAX_LISTED_SCORES: usize = 10;
 
-/// The routing outcome of the pure `decide` step, before ids, versions and timings.
+/// The routing outcome of the pure `decide` step, before ids, versions and timings. Its
+/// fields appear at the top level of the decision JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Routing {
     pub bucket: BucketId,
+    /// Calibrated probability that the semantic match is right.
     pub confidence: f32,
-    /// Top-1 minus top-2 probability of the semantic match (0 without one).
+    /// Top-1 minus top-2 probability of the semantic match (0 without one): small when two
+    /// buckets are close.
     pub margin: f32,
     /// The scorer that produced the scores (absent without archetypes).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scorer: Option<ScorerKind>,
     /// The most likely buckets with their calibrated probabilities, highest first.
     pub scores: Vec<BucketScore>,
@@ -31,14 +35,17 @@ pub struct Routing {
     pub escalation: Escalation,
     /// Every step that shaped the outcome, in order.
     pub reasons: Vec<String>,
-    /// Prompt tokens × the primary's input list price.
+    /// Prompt tokens × the primary's input list price, in USD.
     pub estimated_input_cost_usd: f64,
     /// Set when the canary split sent this request to the bucket's canary target.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryApplied>,
     /// A target to mirror the request to for evaluation; its answer is never used.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Arc<Target>>,
     /// Set when the primary is half-open and this request would be its one probe: the caller
     /// claims the probe (`HealthBoard::claim_probe`) or decides again with a fresh view.
+    #[serde(skip)]
     pub probe: Option<String>,
 }
 
@@ -48,36 +55,20 @@ pub struct Timings {
     pub tokenize: u64,
     pub embed: u64,
     pub search: u64,
+    pub score: u64,
     pub decide: u64,
     pub total: u64,
 }
 
-/// The full decision returned to callers and logged.
+/// The full decision returned to callers and logged: the routing plus what identifies and
+/// explains it (ids, neighbours, token counts, versions, timings).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub decision_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    pub bucket: BucketId,
-    /// Calibrated probability that the semantic match is right.
-    pub confidence: f32,
-    /// Top-1 minus top-2 probability: small when two buckets are close.
-    pub margin: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scorer: Option<ScorerKind>,
-    /// The most likely buckets with their calibrated probabilities, highest first.
-    pub scores: Vec<BucketScore>,
-    pub abstained: bool,
-    pub target: Arc<Target>,
-    pub fallbacks: Vec<Arc<Target>>,
-    pub escalation: Escalation,
-    pub reasons: Vec<String>,
-    /// Prompt tokens × the primary's input list price, in USD.
-    pub estimated_input_cost_usd: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub canary: Option<CanaryApplied>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<Arc<Target>>,
+    #[serde(flatten)]
+    pub routing: Routing,
     pub neighbours: Vec<Neighbour>,
     /// Tokens the model embedded, and whether the prompt was longer than that.
     pub tokens: usize,

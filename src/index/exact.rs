@@ -25,7 +25,7 @@ impl ExactIndex {
             flat.extend_from_slice(e.as_slice());
         }
         let vectors = Array2::from_shape_vec((entries.len(), dims), flat)
-            .map_err(|e| IndexError::Usearch(e.to_string()))?;
+            .map_err(|e| IndexError::Matrix(e.to_string()))?;
         Ok(Self {
             vectors,
             keys: entries.iter().map(|(k, _)| *k).collect(),

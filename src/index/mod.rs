@@ -1,18 +1,19 @@
 //! Stage 2: [`Embedding`] → nearest archetypes. Read-only at query time.
 //!
 //! Two implementations of [`VectorSearch`]: [`UsearchIndex`] (HNSW, what serves) and
-//! [`ExactIndex`] (brute force, the oracle tests measure recall against). A
-//! [`bundle::LoadedIndex`] joins a search structure with the key → archetype table that
-//! turns hits into [`Neighbour`]s.
+//! [`ExactIndex`] (brute force, the oracle tests measure recall against). An
+//! [`ArchetypeIndex`] joins the HNSW structure with the key → archetype table that turns hits
+//! into `Neighbour`s. Imports only `types`: the bundle that pairs an index with its scoring
+//! model is assembled in `pipeline::bundle`.
 
-pub mod bundle;
+pub mod archetype_index;
 pub mod exact;
 pub mod recall;
 pub mod usearch_index;
 
 use crate::types::Embedding;
 
-pub use bundle::{BundleManifest, IndexKey, LoadedIndex};
+pub use archetype_index::{ArchetypeIndex, IndexEntry, IndexKey};
 pub use exact::ExactIndex;
 pub use usearch_index::{HnswParams, Quantization, UsearchIndex};
 
@@ -28,14 +29,24 @@ pub enum IndexError {
     /// Runtime error: usearch reported a failure.
     #[error("usearch: {0}")]
     Usearch(String),
+    /// Bug: the exact index's vectors do not fill a matrix of their dimensions.
+    #[error("exact index: {0}")]
+    Matrix(String),
+    /// User error: an index file and its key table disagree.
+    #[error("index key table: {0}")]
+    KeyTable(String),
     /// Bug or user error: vectors of the wrong dimension.
     #[error("vector has {actual} dimensions, the index holds {expected}")]
     Dimensions { expected: usize, actual: usize },
-    /// User error: a bundle on disk cannot be used (named file, reason, what to do).
-    #[error("index bundle {path}: {message}")]
-    Bundle { path: String, message: String },
-    /// Runtime error: reading or writing a bundle failed.
-    #[error("index bundle {path}: {source}")]
+    /// User error: a JSONL file of vectors (what `router embed` writes) has a bad line.
+    #[error("{path}: line {line}: {message}")]
+    VectorFile {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    /// Runtime error: reading or writing an index file failed.
+    #[error("index file {path}: {source}")]
     Io {
         path: String,
         #[source]

@@ -26,9 +26,10 @@ pub fn read_embeddings(path: &Path) -> Result<Vec<Embedding>, IndexError> {
         if line.trim().is_empty() {
             continue;
         }
-        let row: Row = serde_json::from_str(&line).map_err(|e| IndexError::Bundle {
+        let row: Row = serde_json::from_str(&line).map_err(|e| IndexError::VectorFile {
             path: path.display().to_string(),
-            message: format!("line {}: no `embedding` array: {e}", i + 1),
+            line: i + 1,
+            message: format!("no `embedding` array: {e}"),
         })?;
         vectors.push(Embedding::normalized(row.embedding));
     }

@@ -10,13 +10,26 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::decide::{Policy, PolicyError};
-use crate::index::LoadedIndex;
+use crate::pipeline::bundle::Bundle;
 use crate::pipeline::{Snapshot, SnapshotError};
 
 pub mod reloader;
 pub mod watch;
 
-pub use reloader::{ReloadHandle, ReloadKind, Reloader};
+pub use reloader::{ReloadFailure, ReloadHandle, ReloadKind, Reloaded, Reloader};
+
+/// The versions a snapshot serves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Versions {
+    pub policy_version: String,
+    pub index_version: String,
+}
+
+impl std::fmt::Display for Versions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.policy_version, self.index_version)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -48,31 +61,40 @@ impl LiveState {
     }
 
     /// Re-reads the policy file and swaps it in with the current index.
-    /// Returns the new policy version; on error nothing changes.
-    pub fn reload_policy(&self, path: &Path) -> Result<String, ReloadError> {
+    /// Returns the new versions; on error nothing changes.
+    pub fn reload_policy(&self, path: &Path) -> Result<Versions, ReloadError> {
         let result = Policy::load(path)
             .map_err(ReloadError::from)
             .and_then(|policy| {
-                let index = Arc::clone(&self.snapshot().index);
-                Ok(Snapshot::new(Arc::new(policy), index, self.model_dims)?)
+                let bundle = Arc::clone(&self.snapshot().bundle);
+                Ok(Snapshot::new(Arc::new(policy), bundle, self.model_dims)?)
             });
         self.install(result)
     }
 
-    /// Swaps in a new index with the current policy. On error nothing changes.
-    pub fn swap_index(&self, index: Arc<LoadedIndex>) -> Result<String, ReloadError> {
+    /// Swaps in a new bundle with the current policy. On error nothing changes.
+    pub fn swap_bundle(&self, bundle: Arc<Bundle>) -> Result<Versions, ReloadError> {
         let policy = Arc::clone(&self.snapshot().policy);
-        self.install(Snapshot::new(policy, index, self.model_dims).map_err(ReloadError::from))
+        self.install(Snapshot::new(policy, bundle, self.model_dims).map_err(ReloadError::from))
     }
 
-    fn install(&self, candidate: Result<Snapshot, ReloadError>) -> Result<String, ReloadError> {
+    /// The versions the current snapshot serves.
+    pub fn versions(&self) -> Versions {
+        let snapshot = self.snapshot();
+        Versions {
+            policy_version: snapshot.policy.version.clone(),
+            index_version: snapshot.bundle.version().to_owned(),
+        }
+    }
+
+    fn install(&self, candidate: Result<Snapshot, ReloadError>) -> Result<Versions, ReloadError> {
         match candidate {
             Ok(snapshot) => {
-                let version = format!("{} / {}", snapshot.policy.version, snapshot.index.version());
                 self.current.store(Arc::new(snapshot));
                 *self.lock_error() = None;
-                tracing::info!(versions = %version, "snapshot swapped");
-                Ok(version)
+                let versions = self.versions();
+                tracing::info!(versions = %versions, "snapshot swapped");
+                Ok(versions)
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload refused; the last good snapshot keeps serving");
@@ -82,11 +104,11 @@ impl LiveState {
         }
     }
 
-    /// Whether `index` could be swapped in with the current policy (nothing changes).
-    pub fn check_index(&self, index: &LoadedIndex) -> Result<(), ReloadError> {
+    /// Whether `bundle` could be swapped in with the current policy (nothing changes).
+    pub fn check_bundle(&self, bundle: &Bundle) -> Result<(), ReloadError> {
         Ok(Snapshot::check(
             &self.snapshot().policy,
-            index,
+            bundle,
             self.model_dims,
         )?)
     }

@@ -12,12 +12,66 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::LiveState;
+use super::{LiveState, Versions};
 use crate::embed::Embedder;
 use crate::index::HnswParams;
-use crate::indexer::rebuild_index_fitted;
+use crate::pipeline::indexer::rebuild_index_fitted;
 use crate::scoring::{FitOptions, FitReport};
 use crate::store::ArchetypeStore;
+
+/// What a successful reload did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "done", rename_all = "snake_case")]
+pub enum Reloaded {
+    /// The policy file was read and swapped in.
+    Policy(Versions),
+    /// The archetypes did not change: the serving index stays.
+    IndexUnchanged { index_version: String },
+    /// A rebuilt index was swapped in.
+    Index(Versions),
+    /// The scorers were refitted and swapped in.
+    Fitted {
+        versions: Versions,
+        fit: Arc<FitReport>,
+    },
+    /// The request was coalesced into a run that had nothing for its kind.
+    NothingToDo,
+}
+
+impl std::fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Policy(v) => write!(f, "policy → {v}"),
+            Self::IndexUnchanged { index_version } => {
+                write!(f, "index unchanged ({index_version})")
+            }
+            Self::Index(v) => write!(f, "index → {v}"),
+            Self::Fitted { versions, .. } => write!(f, "scorers refitted → {versions}"),
+            Self::NothingToDo => f.write_str("nothing to do"),
+        }
+    }
+}
+
+/// Why a reload changed nothing; the last good state keeps serving.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadFailure {
+    /// The policy file is unreadable or invalid, or does not fit the index.
+    #[error("{0}")]
+    Policy(String),
+    /// The archetype files are unreadable or invalid.
+    #[error("{0}")]
+    Archetypes(String),
+    /// Building, checking or swapping the new index failed.
+    #[error("{0}")]
+    Rebuild(String),
+    /// The blocking reload task itself failed (a panic).
+    #[error("reload task failed: {0}")]
+    Task(String),
+    #[error("the reloader has stopped")]
+    Stopped,
+}
+
+type Outcome = Result<Reloaded, ReloadFailure>;
 
 /// What to reload. Ordered: a run applies the policy first, so a rebuild checks its buckets
 /// against the newest policy.
@@ -46,7 +100,7 @@ impl ReloadKind {
     }
 }
 
-type Reply = oneshot::Sender<Result<String, String>>;
+type Reply = oneshot::Sender<Outcome>;
 
 struct Request {
     kind: ReloadKind,
@@ -91,21 +145,17 @@ impl ReloadHandle {
     }
 
     /// Queues a reload and waits for the run that includes it.
-    pub async fn request(&self, kind: ReloadKind) -> Result<String, String> {
+    pub async fn request(&self, kind: ReloadKind) -> Outcome {
         self.request_with(kind, None).await
     }
 
     /// Refits the scorers with thresholds aimed at `target_precision` (kept for later
-    /// rebuilds) and answers with the fit report as JSON.
-    pub async fn fit(&self, target_precision: Option<f64>) -> Result<String, String> {
+    /// rebuilds) and answers with the fit report.
+    pub async fn fit(&self, target_precision: Option<f64>) -> Outcome {
         self.request_with(ReloadKind::Fit, target_precision).await
     }
 
-    async fn request_with(
-        &self,
-        kind: ReloadKind,
-        target_precision: Option<f64>,
-    ) -> Result<String, String> {
+    async fn request_with(&self, kind: ReloadKind, target_precision: Option<f64>) -> Outcome {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request {
@@ -113,10 +163,8 @@ impl ReloadHandle {
                 reply: Some(reply),
                 target_precision,
             })
-            .map_err(|_| "the reloader has stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the reloader stopped before answering".to_owned())?
+            .map_err(|_| ReloadFailure::Stopped)?;
+        answer.await.map_err(|_| ReloadFailure::Stopped)?
     }
 
     pub fn status(&self) -> ReloaderStatus {
@@ -150,7 +198,7 @@ impl Reloader {
 
     /// One run over a coalesced set of kinds; each kind gets its own outcome, so a broken
     /// policy never swallows a rebuild that archetype changes queued. Blocking: embeds, writes.
-    fn apply(&self, kinds: &BTreeSet<ReloadKind>) -> BTreeMap<ReloadKind, Result<String, String>> {
+    fn apply(&self, kinds: &BTreeSet<ReloadKind>) -> BTreeMap<ReloadKind, Outcome> {
         let mut results = BTreeMap::new();
         let mut rebuild = kinds.contains(&ReloadKind::Rebuild);
         let refit = kinds.contains(&ReloadKind::Fit);
@@ -158,15 +206,18 @@ impl Reloader {
             let outcome = self
                 .live
                 .reload_policy(&self.policy_path)
-                .map(|versions| format!("policy → {versions}"))
-                .map_err(|e| e.to_string());
+                .map(Reloaded::Policy)
+                .map_err(|e| ReloadFailure::Policy(e.to_string()));
             results.insert(ReloadKind::Policy, outcome);
         }
         if kinds.contains(&ReloadKind::Archetypes) {
             match lock(&self.store).reload() {
                 Ok(()) => rebuild = true,
                 Err(e) => {
-                    results.insert(ReloadKind::Archetypes, Err(e.to_string()));
+                    results.insert(
+                        ReloadKind::Archetypes,
+                        Err(ReloadFailure::Archetypes(e.to_string())),
+                    );
                 }
             }
         }
@@ -181,27 +232,29 @@ impl Reloader {
         results
     }
 
-    /// Rebuilds the index from the store (re-embedding only new texts), checks it against the
-    /// policy, saves it for the next start and swaps it in.
-    /// Rebuilds the index when the archetypes changed (or always, with `refit`); with
-    /// `refit` the answer is the fit report as JSON.
-    fn rebuild(&self, refit: bool) -> Result<String, String> {
+    /// Rebuilds the index when the archetypes changed (or always, with `refit`), re-embedding
+    /// only new texts; checks it against the policy, saves it for the next start and swaps it
+    /// in.
+    fn rebuild(&self, refit: bool) -> Outcome {
+        let failed = |e: &dyn std::fmt::Display| ReloadFailure::Rebuild(e.to_string());
         let examples = lock(&self.store).examples().clone();
         let previous = self.live.snapshot();
-        if !refit && previous.index.manifest().examples_sha256 == examples.content_sha256() {
-            return Ok(format!("index unchanged ({})", previous.index.version()));
+        if !refit && previous.bundle.manifest().examples_sha256 == examples.content_sha256() {
+            return Ok(Reloaded::IndexUnchanged {
+                index_version: previous.bundle.version().to_owned(),
+            });
         }
         let fit = lock(&self.fit).clone();
         let (mut index, report) = rebuild_index_fitted(
             &examples,
             self.embedder.as_ref(),
             self.hnsw,
-            Some(&previous.index),
+            Some(&previous.bundle),
             &fit,
             &|_, _| {},
         )
-        .map_err(|e| e.to_string())?;
-        self.live.check_index(&index).map_err(|e| e.to_string())?;
+        .map_err(|e| failed(&e))?;
+        self.live.check_bundle(&index).map_err(|e| failed(&e))?;
         // The examples are already durable in the journal: a failed save only costs a
         // re-embed at the next start, so it is logged rather than blocking the swap.
         if let Err(e) = index.save(&self.bundle_dir) {
@@ -209,17 +262,16 @@ impl Reloader {
         }
         let versions = self
             .live
-            .swap_index(Arc::new(index))
-            .map_err(|e| e.to_string())?;
+            .swap_bundle(Arc::new(index))
+            .map_err(|e| failed(&e))?;
         if refit {
-            return Ok(fit_summary(&report, &versions));
+            return Ok(Reloaded::Fitted {
+                versions,
+                fit: Arc::new(report),
+            });
         }
-        Ok(format!("index → {versions}"))
+        Ok(Reloaded::Index(versions))
     }
-}
-
-fn fit_summary(report: &FitReport, versions: &str) -> String {
-    serde_json::json!({"versions": versions, "fit": report}).to_string()
 }
 
 async fn run(
@@ -242,15 +294,21 @@ async fn run(
         let results = tokio::task::spawn_blocking(move || worker.apply(&job_kinds))
             .await
             .unwrap_or_else(|e| {
-                let failed = Err(format!("reload task failed: {e}"));
+                let failed = Err(ReloadFailure::Task(e.to_string()));
                 kinds.iter().map(|k| (*k, failed.clone())).collect()
             });
-        let errors: Vec<String> = results.values().filter_map(|r| r.clone().err()).collect();
+        let errors: Vec<String> = results
+            .values()
+            .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+            .collect();
         {
             let mut s = lock(&status);
             s.running = false;
             s.runs += 1;
-            let oks: Vec<String> = results.values().filter_map(|r| r.clone().ok()).collect();
+            let oks: Vec<String> = results
+                .values()
+                .filter_map(|r| r.as_ref().ok().map(ToString::to_string))
+                .collect();
             if !oks.is_empty() {
                 s.last_ok = Some(oks.join("; "));
             }
@@ -261,7 +319,7 @@ async fn run(
             metrics::counter!("router_reload_total", "kind" => kind.name(), "outcome" => outcome)
                 .increment(1);
             match result {
-                Ok(summary) => tracing::info!(kind = kind.name(), summary, "reload done"),
+                Ok(done) => tracing::info!(kind = kind.name(), summary = %done, "reload done"),
                 Err(e) => {
                     tracing::error!(kind = kind.name(), error = %e, "reload failed; the last good state keeps serving")
                 }
@@ -272,7 +330,7 @@ async fn run(
                 let answer = results
                     .get(&request.kind)
                     .cloned()
-                    .unwrap_or_else(|| Ok("nothing to do".to_owned()));
+                    .unwrap_or(Ok(Reloaded::NothingToDo));
                 let _ = reply.send(answer);
             }
         }

@@ -4,11 +4,12 @@
 //! Five scorers share one interface: each turns the query into raw per-bucket scores `z`,
 //! and a temperature fitted on held-out rows turns `z` into probabilities (`softmax(z / t)`),
 //! so that `confidence` means the same thing whichever scorer serves. The head and the
-//! calibration are fitted by [`fit`] when the index is built and saved in its bundle.
+//! calibration are fitted by [`fit`] when the index is built and saved beside the index in its bundle (`pipeline::bundle`).
 
 pub mod calibrate;
 pub mod fit;
 pub mod head;
+pub mod persist;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,6 +21,7 @@ pub use fit::{
     DEFAULT_TARGET_PRECISION,
 };
 pub use head::{HeadError, HeadOptions, LinearHead};
+pub use persist::{fit_rows, load_head, save_head};
 
 use crate::types::{BucketId, BucketScore, BucketScores, Neighbour, ScorerKind};
 
@@ -38,6 +40,9 @@ pub enum ScoringError {
     Head(#[from] HeadError),
     #[error("the scoring model is inconsistent: {0}")]
     Inconsistent(String),
+    /// The head's weights file cannot be written or read (named file, reason).
+    #[error("head weights {path}: {message}")]
+    HeadFile { path: String, message: String },
 }
 
 /// Fitted on held-out rows: what turns raw scores into honest probabilities.
@@ -185,6 +190,12 @@ impl ScoringModel {
             | ScorerKind::Centroid
             | ScorerKind::TopMean => wanted,
         }
+    }
+
+    /// The abstain threshold fitted for the scorer that serves `wanted` (what a policy's
+    /// `min_confidence = "fitted"` means), if one was fitted.
+    pub fn fitted_threshold(&self, wanted: ScorerKind) -> Option<f32> {
+        self.calibration.threshold(self.effective(wanted))
     }
 
     /// Every bucket's calibrated probability for `query` (unit vector) with its nearest

@@ -6,18 +6,90 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiJson};
 use super::AppState;
-use crate::index::bundle::index_version;
-use crate::live::ReloadKind;
-use crate::store::{NewExample, StoreError};
-use crate::types::{ArchetypeId, BucketId};
+use crate::live::{ReloadKind, Reloaded};
+use crate::pipeline::indexer::version_of;
+use crate::pipeline::uncertain::UncertainItem;
+use crate::scoring::FitReport;
+use crate::store::{AddOutcome, NewExample, StoreError};
+use crate::types::{ArchetypeId, BucketId, ScorerKind};
+
+/// `202` of `POST /archetypes`.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub accepted: Vec<AddOutcome>,
+    /// Always true: the answer comes after the journal's fsync.
+    pub durable: bool,
+    /// The index version that will contain the examples.
+    pub index_version: String,
+    pub current_index_version: String,
+}
+
+/// `DELETE /archetypes/{id}`.
+#[derive(Debug, Serialize)]
+pub struct Deleted {
+    pub deleted: ArchetypeId,
+    pub bucket: BucketId,
+    pub index_version: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ArchetypeItem {
+    pub id: ArchetypeId,
+    pub bucket: BucketId,
+    pub text: String,
+}
+
+/// `GET /archetypes`: one page, in id order.
+#[derive(Debug, Serialize)]
+pub struct ArchetypePage {
+    pub archetypes: Vec<ArchetypeItem>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next_after: Option<ArchetypeId>,
+    pub total: usize,
+}
+
+/// `POST /admin/reload`.
+#[derive(Debug, Serialize)]
+pub struct ReloadAnswer {
+    /// What each reload did, in words.
+    pub reloaded: Vec<String>,
+    pub policy_version: String,
+    pub index_version: String,
+}
+
+/// `POST /admin/rebuild`.
+#[derive(Debug, Serialize)]
+pub struct Queued {
+    pub queued: &'static str,
+}
+
+/// `POST /admin/fit`.
+#[derive(Debug, Serialize)]
+pub struct FitAnswer {
+    pub fit: Option<Arc<FitReport>>,
+    pub policy_version: String,
+    pub index_version: String,
+    pub scorer: ScorerKind,
+}
+
+/// `GET /admin/uncertain`.
+#[derive(Debug, Serialize)]
+pub struct UncertainPage {
+    pub items: Vec<UncertainItem>,
+    pub held: usize,
+    pub capacity: usize,
+    pub seen: u64,
+    pub uncertain_margin: f32,
+}
 
 /// Most examples accepted in one `POST /archetypes`.
 const MAX_EXAMPLES_PER_REQUEST: usize = 1000;
@@ -47,7 +119,7 @@ impl From<StoreError> for ApiError {
 pub async fn add_archetypes(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AddArchetypes>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let core = state.core()?;
     if body.examples.is_empty() || body.examples.len() > MAX_EXAMPLES_PER_REQUEST {
         return Err(ApiError::InvalidRequest(format!(
@@ -71,7 +143,7 @@ pub async fn add_archetypes(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let outcomes = store.add(&body.examples, &buckets)?;
-        let version = index_version(&model, &store.examples().content_sha256());
+        let version = version_of(store.examples(), &model);
         Ok::<_, StoreError>((outcomes, version))
     })
     .await
@@ -81,19 +153,19 @@ pub async fn add_archetypes(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "accepted": outcomes,
-            "durable": true,
-            "index_version": version,
-            "current_index_version": core.live.snapshot().index.version(),
-        })),
+        Json(Accepted {
+            accepted: outcomes,
+            durable: true,
+            index_version: version,
+            current_index_version: core.live.versions().index_version,
+        }),
     ))
 }
 
 pub async fn delete_archetype(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     let core = state.core()?;
     let store = core.store.clone();
     let model = core.info.model.clone();
@@ -102,17 +174,17 @@ pub async fn delete_archetype(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let removed = store.delete(&ArchetypeId::new(&id))?;
-        let version = index_version(&model, &store.examples().content_sha256());
+        let version = version_of(store.examples(), &model);
         Ok::<_, StoreError>((removed, version))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
     core.reloads.send(ReloadKind::Rebuild);
-    Ok(Json(json!({
-        "deleted": removed.id,
-        "bucket": removed.bucket,
-        "index_version": version,
-    })))
+    Ok(Json(Deleted {
+        deleted: removed.id,
+        bucket: removed.bucket,
+        index_version: version,
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,7 +202,7 @@ pub struct ListQuery {
 pub async fn list_archetypes(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ArchetypePage>, ApiError> {
     let core = state.core()?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let store = core.store.clone();
@@ -147,13 +219,21 @@ pub async fn list_archetypes(
             .filter(|e| q.after.as_deref().is_none_or(|a| e.id.as_str() > a))
             .collect();
         matching.sort_by(|a, b| a.id.cmp(&b.id));
-        let items: Vec<Value> = matching
+        let archetypes = matching
             .iter()
             .take(limit)
-            .map(|e| json!({"id": e.id, "bucket": e.bucket, "text": e.text}))
+            .map(|e| ArchetypeItem {
+                id: e.id.clone(),
+                bucket: e.bucket.clone(),
+                text: e.text.clone(),
+            })
             .collect();
-        let next = (matching.len() > limit).then(|| matching[limit - 1].id.clone());
-        json!({"archetypes": items, "next_after": next, "total": matching.len()})
+        let next_after = (matching.len() > limit).then(|| matching[limit - 1].id.clone());
+        ArchetypePage {
+            archetypes,
+            next_after,
+            total: matching.len(),
+        }
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -172,7 +252,7 @@ pub struct ReloadBody {
 pub async fn reload(
     State(state): State<AppState>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReloadAnswer>, ApiError> {
     let core = state.core()?;
     // The body is optional: an empty POST reloads everything.
     let body: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -197,22 +277,25 @@ pub async fn reload(
             core.reloads
                 .request(*kind)
                 .await
-                .map_err(ApiError::ReloadFailed)?,
+                .map_err(|e| ApiError::ReloadFailed(e.to_string()))?
+                .to_string(),
         );
     }
-    let snapshot = core.live.snapshot();
-    Ok(Json(json!({
-        "reloaded": summaries,
-        "policy_version": snapshot.policy.version,
-        "index_version": snapshot.index.version(),
-    })))
+    let versions = core.live.versions();
+    Ok(Json(ReloadAnswer {
+        reloaded: summaries,
+        policy_version: versions.policy_version,
+        index_version: versions.index_version,
+    }))
 }
 
 /// Queues an index rebuild from the archetype store.
-pub async fn rebuild(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn rebuild(
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let core = state.core()?;
     core.reloads.send(ReloadKind::Rebuild);
-    Ok((StatusCode::ACCEPTED, Json(json!({"queued": "rebuild"}))))
+    Ok((StatusCode::ACCEPTED, Json(Queued { queued: "rebuild" })))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,7 +310,7 @@ pub struct FitBody {
 pub async fn fit(
     State(state): State<AppState>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FitAnswer>, ApiError> {
     let core = state.core()?;
     let body: FitBody = if body.iter().all(u8::is_ascii_whitespace) {
         FitBody::default()
@@ -241,20 +324,25 @@ pub async fn fit(
             )));
         }
     }
-    let summary = core
+    let done = core
         .reloads
         .fit(body.target_precision)
         .await
-        .map_err(ApiError::ReloadFailed)?;
-    let report: Value = serde_json::from_str(&summary)
-        .map_err(|e| ApiError::Internal(format!("fit report: {e}")))?;
+        .map_err(|e| ApiError::ReloadFailed(e.to_string()))?;
+    let fit = match done {
+        Reloaded::Fitted { fit, .. } => Some(fit),
+        Reloaded::Policy(_)
+        | Reloaded::IndexUnchanged { .. }
+        | Reloaded::Index(_)
+        | Reloaded::NothingToDo => None,
+    };
     let snapshot = core.live.snapshot();
-    Ok(Json(json!({
-        "fit": report["fit"],
-        "policy_version": snapshot.policy.version,
-        "index_version": snapshot.index.version(),
-        "scorer": snapshot.index.scoring().effective(snapshot.policy.matching.scorer),
-    })))
+    Ok(Json(FitAnswer {
+        fit,
+        policy_version: snapshot.policy.version.clone(),
+        index_version: snapshot.bundle.version().to_owned(),
+        scorer: snapshot.scorer(),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,16 +355,16 @@ pub struct UncertainQuery {
 pub async fn uncertain(
     State(state): State<AppState>,
     Query(query): Query<UncertainQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UncertainPage>, ApiError> {
     let core = state.core()?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let queue = core.pipeline.uncertain();
     let (items, seen) = queue.newest(limit);
-    Ok(Json(json!({
-        "items": items,
-        "held": queue.len(),
-        "capacity": queue.capacity(),
-        "seen": seen,
-        "uncertain_margin": core.live.snapshot().policy.matching.uncertain_margin,
-    })))
+    Ok(Json(UncertainPage {
+        items,
+        held: queue.len(),
+        capacity: queue.capacity(),
+        seen,
+        uncertain_margin: core.live.snapshot().policy.matching.uncertain_margin,
+    }))
 }

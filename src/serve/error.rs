@@ -163,10 +163,18 @@ impl From<PipelineError> for ApiError {
             }
             other @ (PipelineError::Embed(_)
             | PipelineError::Index(_)
+            | PipelineError::WorkerStopped
             | PipelineError::Decide(DecideError::UnknownBucket(_))) => {
                 Self::Internal(other.to_string())
             }
         }
+    }
+}
+
+impl ApiError {
+    /// The JSON error object: `{"error": {"code", "message"}}` (also one failed batch item).
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"code": self.code(), "message": self.to_string()}})
     }
 }
 
@@ -176,7 +184,7 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) = &self {
             tracing::error!(error = %detail, "internal error");
         }
-        let body = Json(json!({"error": {"code": self.code(), "message": self.to_string()}}));
+        let body = Json(self.body());
         let mut response = (status, body).into_response();
         match &self {
             Self::Overloaded | Self::NotReady(_) => {

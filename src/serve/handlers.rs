@@ -1,8 +1,5 @@
-//! Route handlers: parse, take one snapshot, hand CPU work to a blocking thread behind the
-//! admission semaphore, map errors once.
-
-use std::sync::Arc;
-use std::time::Instant;
+//! Route handlers: parse, take one snapshot, admit, hand the request to the pipeline, map
+//! errors once. Embedding for `/embed` runs in a blocking task behind the same admission.
 
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -15,7 +12,7 @@ use super::error::{ApiError, ApiJson};
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
 use crate::decide::Decision;
-use crate::pipeline::ClassifyInput;
+use crate::pipeline::{ClassifyInput, PipelineError};
 
 /// Takes an admission permit or fails fast: waiting would only add queueing delay to a
 /// request whose budget is a few milliseconds.
@@ -40,13 +37,14 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 fn log_decision(d: &Decision) {
+    let r = &d.routing;
     tracing::info!(
         decision_id = %d.decision_id,
         request_id = d.request_id.as_deref().unwrap_or(""),
-        bucket = %d.bucket,
-        confidence = d.confidence,
-        abstained = d.abstained,
-        target = %d.target.name,
+        bucket = %r.bucket,
+        confidence = r.confidence,
+        abstained = r.abstained,
+        target = %r.target.name,
         policy_version = %d.policy_version,
         index_version = %d.index_version,
         tokens = d.tokens,
@@ -56,50 +54,29 @@ fn log_decision(d: &Decision) {
     super::metrics::record_decision(d);
 }
 
-/// `x-router-cache: hit | miss`: whether the decision's semantic part came from the cache.
+/// `x-router-cache: hit | miss`: whether the decision's retrieval came from the cache.
 const CACHE_HEADER: &str = "x-router-cache";
 
 pub async fn classify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ClassifyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let start = Instant::now();
     let core = state.core()?;
     let input = request.into_input()?;
     let snapshot = core.live.snapshot();
-    let key = state.cache.key(&input.text);
-    if let Some(semantic) = key.as_deref().and_then(|k| state.cache.get(k, &snapshot)) {
-        ::metrics::counter!(super::metrics::CACHE_HITS_TOTAL).increment(1);
-        // Decide is microseconds of work: no need to leave the async thread for it.
-        let decision = core
-            .pipeline
-            .decide_semantic(&snapshot, &input, &semantic, start)?;
-        log_decision(&decision);
-        return Ok(([(CACHE_HEADER, "hit")], Json(decision)));
-    }
-    if key.is_some() {
-        ::metrics::counter!(super::metrics::CACHE_MISSES_TOTAL).increment(1);
-    }
-    let permit = admit(&state)?;
-    let decision = match state.batcher.get() {
-        Some(batcher) => {
-            let (decision, semantic) = batcher
-                .classify(permit, Arc::clone(&snapshot), input, start)
-                .await?;
-            if let Some(key) = key {
-                state.cache.insert(key, &snapshot, &semantic);
-            }
-            decision
-        }
-        None => {
-            let pipeline = core.pipeline.clone();
-            run_blocking(permit, move || Ok(pipeline.classify(&snapshot, &input)?)).await?
-        }
-    };
-    log_decision(&decision);
-    Ok(([(CACHE_HEADER, "miss")], Json(decision)))
+    let served = core
+        .pipeline
+        .serve(snapshot, input, async { admit(&state) })
+        .await?;
+    log_decision(&served.decision);
+    Ok((
+        [(CACHE_HEADER, served.cache.as_str())],
+        Json(served.decision),
+    ))
 }
 
+/// `POST /classify/batch`: `{"decisions": [...]}` in request order; an item that fails holds
+/// its own `{"error": {...}}` while the others are decided.
 pub async fn classify_batch(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<ClassifyBatchRequest>,
@@ -115,14 +92,23 @@ pub async fn classify_batch(
                 .map_err(|e| ApiError::InvalidRequest(format!("requests[{i}]: {e}")))
         })
         .collect::<Result<Vec<ClassifyInput>, _>>()?;
-    let permit = admit(&state)?;
     let snapshot = core.live.snapshot();
-    let pipeline = core.pipeline.clone();
-    let decisions = run_blocking(permit, move || {
-        Ok(pipeline.classify_batch(&snapshot, &inputs)?)
-    })
-    .await?;
-    decisions.iter().for_each(log_decision);
+    let results = core
+        .pipeline
+        .serve_many(snapshot, inputs, async { admit(&state) })
+        .await?;
+    let decisions: Vec<Value> = results
+        .into_iter()
+        .map(|result| match result {
+            Ok(served) => {
+                log_decision(&served.decision);
+                serde_json::to_value(&served.decision).unwrap_or_else(|e| {
+                    ApiError::Internal(format!("serialising a decision: {e}")).body()
+                })
+            }
+            Err(e) => ApiError::from(e).body(),
+        })
+        .collect();
     Ok(Json(json!({ "decisions": decisions })))
 }
 
@@ -166,7 +152,7 @@ pub async fn embed(
                     tokens: e.tokens,
                     embedding: e.embedding.into_vec(),
                 })
-                .map_err(|e| ApiError::from(crate::pipeline::PipelineError::from(e)))
+                .map_err(|e| ApiError::from(PipelineError::from(e)))
             })
             .collect::<Result<Vec<_>, _>>()
     })
@@ -205,7 +191,7 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
                 Json(json!({
                     "ready": true,
                     "policy_version": snapshot.policy.version,
-                    "index_version": snapshot.index.version(),
+                    "index_version": snapshot.bundle.version(),
                     "last_reload_error": core.live.last_error(),
                     "reload": core.reloads.status(),
                 })),
@@ -222,13 +208,13 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let core = state.core()?;
     let snapshot = core.live.snapshot();
-    let manifest = snapshot.index.manifest();
+    let manifest = snapshot.bundle.manifest();
     Ok(Json(json!({
         "model": core.info.model,
         "device": core.info.device,
         "index": {
-            "version": snapshot.index.version(),
-            "size": snapshot.index.len(),
+            "version": snapshot.bundle.version(),
+            "size": snapshot.bundle.len(),
             "dims": manifest.dims,
             "counts": manifest.counts,
             "built_at": manifest.built_at,

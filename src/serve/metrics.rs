@@ -7,11 +7,8 @@ pub const REQUESTS_TOTAL: &str = "router_requests_total";
 pub const STAGE_DURATION_SECONDS: &str = "router_stage_duration_seconds";
 pub const DECISIONS_TOTAL: &str = "router_decisions_total";
 pub const OVERLOADED_TOTAL: &str = "router_overloaded_total";
-pub const RELOAD_TOTAL: &str = "router_reload_total";
-pub const CACHE_HITS_TOTAL: &str = "router_cache_hits_total";
-pub const CACHE_MISSES_TOTAL: &str = "router_cache_misses_total";
-/// Requests embedded together by the `/classify` batch worker.
-pub const BATCH_SIZE: &str = "router_batch_size";
+/// Requests embedded together by the batch worker (recorded in `pipeline::batcher`).
+use crate::pipeline::BATCH_SIZE_METRIC as BATCH_SIZE;
 
 /// Histogram buckets in seconds: the interesting range is 0.2 ms to 50 ms.
 const STAGE_BUCKETS: [f64; 12] = [
@@ -47,15 +44,16 @@ pub fn record_decision(decision: &crate::decide::Decision) {
         ("tokenize", t.tokenize),
         ("embed", t.embed),
         ("search", t.search),
+        ("score", t.score),
         ("decide", t.decide),
         ("total", t.total),
     ] {
         metrics::histogram!(STAGE_DURATION_SECONDS, "stage" => stage).record(us as f64 / 1e6);
     }
-    let outcome = if decision.abstained {
+    let outcome = if decision.routing.abstained {
         "default"
     } else {
         "semantic"
     };
-    metrics::counter!(DECISIONS_TOTAL, "bucket" => decision.bucket.to_string(), "reason" => outcome).increment(1);
+    metrics::counter!(DECISIONS_TOTAL, "bucket" => decision.routing.bucket.to_string(), "reason" => outcome).increment(1);
 }

@@ -1,16 +1,13 @@
 //! The HTTP edge: axum routes, wire types, the one error → status mapping, metrics, admission,
-//! start-up and graceful shutdown. CPU work runs in `spawn_blocking` behind a semaphore that
-//! fails fast with 429; handlers take one snapshot per request.
+//! start-up and graceful shutdown. Handlers parse, admit and map errors; the request path
+//! itself is `pipeline`'s. Handlers take one snapshot per request.
 
 pub mod admin;
 pub mod auth;
-pub mod batcher;
-pub mod cache;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod run;
-pub mod startup;
 pub mod wire;
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,49 +20,11 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
-use crate::live::{LiveState, ReloadHandle};
-use crate::pipeline::Pipeline;
-use crate::store::ArchetypeStore;
+use crate::live::ReloadHandle;
 use error::{ApiError, BodyLimit};
 
-pub use run::{run, ServeSettings};
-pub use startup::{CoreInfo, StatePaths};
-
-/// Request limits. Defaults suit two cores; each is a flag with an env var.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Requests doing CPU work at once (more are answered 429 at once).
-    pub max_in_flight: usize,
-    /// Largest request body in bytes.
-    pub max_body_bytes: usize,
-    /// Largest `/classify/batch` or `/embed` batch.
-    pub max_batch: usize,
-    /// Weight budget of the decision cache in bytes (0 turns it off).
-    pub cache_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_in_flight: 32,
-            max_body_bytes: 4 * 1024 * 1024,
-            max_batch: 64,
-            cache_bytes: cache::DEFAULT_CACHE_BYTES,
-        }
-    }
-}
-
-/// Everything a request needs once the model is warm and a snapshot is loaded.
-pub struct Core {
-    pub pipeline: Arc<Pipeline>,
-    pub live: Arc<LiveState>,
-    pub info: CoreInfo,
-    /// Shipped archetypes + the journal of API changes. Locked only by archetype writes and
-    /// rebuilds, never by `/classify`.
-    pub store: Arc<Mutex<ArchetypeStore>>,
-    pub reloads: ReloadHandle,
-    pub paths: StatePaths,
-}
+pub use crate::pipeline::compose::{Core, CoreInfo, Limits, StatePaths};
+pub use run::run;
 
 /// axum state. Cheap to clone; no globals, so tests can build many apps in one process.
 #[derive(Clone)]
@@ -74,9 +33,6 @@ pub struct AppState {
     /// What start-up is doing, for `/ready` while `core` is unset.
     phase: Arc<Mutex<String>>,
     admission: Arc<Semaphore>,
-    /// Set with the core: micro-batches `/classify`.
-    batcher: Arc<OnceLock<batcher::Batcher>>,
-    cache: Arc<cache::DecisionCache>,
     limits: Limits,
     metrics: Option<PrometheusHandle>,
     admin_token: Option<auth::AdminToken>,
@@ -89,8 +45,6 @@ impl AppState {
             core: Arc::new(OnceLock::new()),
             phase: Arc::new(Mutex::new("starting".to_owned())),
             admission: Arc::new(Semaphore::new(limits.max_in_flight)),
-            batcher: Arc::new(OnceLock::new()),
-            cache: Arc::new(cache::DecisionCache::new(limits.cache_bytes)),
             limits,
             metrics,
             admin_token: None,
@@ -111,13 +65,6 @@ impl AppState {
     }
 
     pub fn set_core(&self, core: Core) {
-        match batcher::Batcher::spawn(Arc::clone(&core.pipeline)) {
-            Ok(b) => {
-                let _ = self.batcher.set(b);
-            }
-            // Without the worker, /classify runs one request per blocking task.
-            Err(e) => tracing::error!(error = %e, "cannot start the batch worker"),
-        }
         if self.core.set(core).is_err() {
             tracing::warn!("the router core was already set; keeping the first");
         }

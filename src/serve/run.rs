@@ -1,35 +1,20 @@
 //! `router serve`: bind first (so `/health` answers during start-up), build the core on a
 //! blocking thread, then serve until SIGINT/SIGTERM. SIGHUP re-reads the policy file.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-
 use anyhow::Context;
 
-use super::startup::{build_core, ModelSettings, StatePaths};
-use super::{build_app, AppState, Limits};
+use super::auth::AdminToken;
+use super::{build_app, AppState};
 use crate::live::ReloadKind;
+use crate::pipeline::compose::{build_core, ServiceSettings};
+use crate::pipeline::PipelineOptions;
 
-/// Settings of `router serve`.
-#[derive(Debug, Clone)]
-pub struct ServeSettings {
-    pub addr: SocketAddr,
-    pub archetypes: PathBuf,
-    pub policy: PathBuf,
-    pub data_dir: PathBuf,
-    /// A bundle to serve instead of building from the archetypes.
-    pub index: Option<PathBuf>,
-    pub model: ModelSettings,
-    pub limits: Limits,
-    /// Guards the admin and write endpoints; `None` turns them off.
-    pub admin_token: Option<super::auth::AdminToken>,
-}
-
-pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
+pub async fn run(settings: ServiceSettings) -> anyhow::Result<()> {
     let metrics = super::metrics::install();
-    let state = AppState::starting(settings.limits, Some(metrics))
-        .with_admin_token(settings.admin_token.clone());
-    if settings.admin_token.is_none() {
+    let admin_token = settings.admin_secret.as_deref().and_then(AdminToken::new);
+    let state =
+        AppState::starting(settings.limits, Some(metrics)).with_admin_token(admin_token.clone());
+    if admin_token.is_none() {
         tracing::info!("admin endpoints are off (set ROUTER_ADMIN_TOKEN or --admin-token-file to turn them on)");
     }
     let listener = tokio::net::TcpListener::bind(settings.addr)
@@ -43,18 +28,17 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let (fail_tx, startup_failed) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let startup_state = state.clone();
     let model = settings.model.clone();
-    let paths = StatePaths {
-        policy: settings.policy.clone(),
-        archetypes: settings.archetypes.clone(),
-        data_dir: settings.data_dir.clone(),
-        index: settings.index.clone(),
+    let paths = settings.paths.clone();
+    let options = PipelineOptions {
+        cache_bytes: settings.limits.cache_bytes,
+        ..PipelineOptions::default()
     };
     let runtime = tokio::runtime::Handle::current();
     let (watch_tx, watch_rx) = tokio::sync::oneshot::channel();
     // Joined implicitly: on failure it signals `startup_failed`, which ends `serve`.
     tokio::task::spawn_blocking(move || {
         let phase = |p: String| startup_state.set_phase(p);
-        match build_core(&model, &paths, &runtime, &phase) {
+        match build_core(&model, &paths, options, &runtime, &phase) {
             Ok(core) => {
                 // Edits to the policy or archetype files become reload requests.
                 match crate::live::watch::watch(
@@ -73,7 +57,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
                 tracing::info!("ready");
             }
             Err(e) => {
-                let _ = fail_tx.send(e);
+                let _ = fail_tx.send(e.into());
             }
         }
     });

@@ -2,8 +2,8 @@
 //! that folder is absent). Floors sit a little below measured values: they catch regressions,
 //! the README reports the measured figures.
 
-use semantic_router::archetypes::{read_labeled_rows, LabeledRow, RowFilter};
 use semantic_router::eval::{cross_validate, evaluate, EvalOptions, EvalReport};
+use semantic_router::store::{read_labeled_rows, LabeledRow, RowFilter};
 use semantic_router::types::ScorerKind;
 
 use crate::common;
@@ -179,9 +179,9 @@ fn shipped_archetypes_route_real_task_prompts() {
                 oos_kind: None,
             }),
     );
-    let archetypes: Vec<LabeledRow> = semantic_router::archetypes::ExampleSet::load(
+    let archetypes: Vec<LabeledRow> = semantic_router::store::ExampleSet::load(
         &common::archetypes_dir(),
-        semantic_router::archetypes::Strictness::Archetypes,
+        semantic_router::store::Strictness::Archetypes,
     )
     .unwrap()
     .examples()

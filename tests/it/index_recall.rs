@@ -1,8 +1,8 @@
 //! usearch HNSW against exact brute-force search on real embeddings.
 
-use semantic_router::archetypes::read_labeled_rows;
 use semantic_router::index::{ExactIndex, HnswParams, UsearchIndex, VectorSearch};
-use semantic_router::indexer::embed_all;
+use semantic_router::pipeline::indexer::embed_all;
+use semantic_router::store::read_labeled_rows;
 use semantic_router::types::Embedding;
 
 use crate::common;
@@ -41,7 +41,7 @@ fn indexes(vectors: &[Embedding]) -> (UsearchIndex, ExactIndex) {
 #[test]
 fn hnsw_recall_on_shipped_archetypes() {
     let index = common::shipped_index();
-    let usearch = index.vector_search();
+    let usearch = index.index.vector_search();
     let vectors: Vec<Embedding> = (0..index.len() as u64)
         .map(|k| usearch.vector(k).unwrap())
         .collect();

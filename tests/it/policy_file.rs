@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use semantic_router::archetypes::{ExampleSet, Strictness};
 use semantic_router::decide::Policy;
+use semantic_router::store::{ExampleSet, Strictness};
 
 use crate::common;
 

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use semantic_router::index::bundle::{INDEX_FILE, MANIFEST_FILE};
-use semantic_router::index::LoadedIndex;
+use semantic_router::pipeline::bundle::{Bundle, INDEX_FILE, MANIFEST_FILE};
 use semantic_router::pipeline::ClassifyInput;
 
 use crate::common;
@@ -68,12 +67,12 @@ fn a_broken_policy_keeps_the_old_one_and_a_good_one_is_served_next() {
 fn corrupt_or_foreign_bundles_are_refused_with_clear_messages() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("index");
-    let examples = semantic_router::archetypes::ExampleSet::load(
+    let examples = semantic_router::store::ExampleSet::load(
         &common::archetypes_dir(),
-        semantic_router::archetypes::Strictness::Archetypes,
+        semantic_router::store::Strictness::Archetypes,
     )
     .unwrap();
-    let mut index = semantic_router::indexer::build_index(
+    let mut index = semantic_router::pipeline::indexer::build_index(
         &examples,
         common::embedder().as_ref(),
         Default::default(),
@@ -82,15 +81,12 @@ fn corrupt_or_foreign_bundles_are_refused_with_clear_messages() {
     .unwrap();
     index.save(&bundle).unwrap();
     let fingerprint = common::embedder_fingerprint();
-    let loaded = LoadedIndex::load(&bundle, &fingerprint).unwrap();
+    let loaded = Bundle::load(&bundle, &fingerprint).unwrap();
     assert_eq!(loaded.version(), index.version());
 
     let mut foreign = fingerprint.clone();
     foreign.sha256 = "0".repeat(64);
-    let err = LoadedIndex::load(&bundle, &foreign)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Bundle::load(&bundle, &foreign).err().unwrap().to_string();
     assert!(
         err.contains("built with model") && err.contains("router train"),
         "{err}"
@@ -100,14 +96,14 @@ fn corrupt_or_foreign_bundles_are_refused_with_clear_messages() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(bundle.join(INDEX_FILE), &bytes).unwrap();
-    let err = LoadedIndex::load(&bundle, &fingerprint)
+    let err = Bundle::load(&bundle, &fingerprint)
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("corrupt"), "{err}");
 
     std::fs::write(bundle.join(MANIFEST_FILE), "{not json").unwrap();
-    let err = LoadedIndex::load(&bundle, &fingerprint)
+    let err = Bundle::load(&bundle, &fingerprint)
         .err()
         .unwrap()
         .to_string();
@@ -115,5 +111,5 @@ fn corrupt_or_foreign_bundles_are_refused_with_clear_messages() {
 
     // The live state refuses nothing it cannot verify: swapping a good index works.
     let core = common::core();
-    assert!(core.live.swap_index(Arc::new(loaded)).is_ok());
+    assert!(core.live.swap_bundle(Arc::new(loaded)).is_ok());
 }

@@ -3,16 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use semantic_router::archetypes::{ExampleSet, Strictness};
 use semantic_router::decide::Policy;
 use semantic_router::embed::bert::BertEmbedder;
 use semantic_router::embed::model_files::{resolve, ModelManifest, ModelSource};
 use semantic_router::embed::Embedder;
-use semantic_router::index::{HnswParams, LoadedIndex};
-use semantic_router::indexer::{build_index, rebuild_index};
-use semantic_router::serve::startup::{assemble, CoreParts};
-use semantic_router::serve::{Core, CoreInfo, StatePaths};
+use semantic_router::index::HnswParams;
+use semantic_router::pipeline::bundle::Bundle;
+use semantic_router::pipeline::compose::{assemble, Core, CoreInfo, CoreParts, StatePaths};
+use semantic_router::pipeline::indexer::{build_index, rebuild_index};
+use semantic_router::pipeline::PipelineOptions;
 use semantic_router::store::ArchetypeStore;
+use semantic_router::store::{ExampleSet, Strictness};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -89,8 +90,8 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// The index of the shipped archetypes, built once per test binary with the real model.
-pub fn shipped_index() -> Arc<LoadedIndex> {
-    static INDEX: OnceLock<Arc<LoadedIndex>> = OnceLock::new();
+pub fn shipped_index() -> Arc<Bundle> {
+    static INDEX: OnceLock<Arc<Bundle>> = OnceLock::new();
     INDEX
         .get_or_init(|| {
             let examples = ExampleSet::load(&archetypes_dir(), Strictness::Archetypes)
@@ -146,8 +147,9 @@ pub fn core_with_policy(data_dir: &Path, policy: &Path) -> Core {
             },
             policy: Policy::load(&paths.policy).expect("shipped policy is valid"),
             store,
-            index,
+            bundle: index,
             paths,
+            options: PipelineOptions::default(),
         },
         &runtime(),
     )

@@ -1,8 +1,8 @@
-//! Exact-match cache of the semantic part of decisions (embedding + neighbours), so a repeated
-//! prompt skips the model and the index.
+//! Exact-match cache of retrievals (embedding + neighbours), so a repeated prompt skips the
+//! model and the index. It caches no decisions: those are made fresh for every request.
 //!
 //! What is cached and why it stays correct:
-//! - Only the [`Semantic`] part is cached: it depends on the routed text and the snapshot's
+//! - Only the [`Retrieval`] is cached: it depends on the routed text and the snapshot's
 //!   index (and the policy's `k`), nothing else. The decide step (request context, rules,
 //!   provider health, canary) runs fresh for every request, so health changes and context
 //!   fields need no key, and per-request fields (ids, timings) are always new.
@@ -26,7 +26,8 @@ use std::sync::{Arc, Weak};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
-use crate::pipeline::{Semantic, Snapshot};
+use super::snapshot::Snapshot;
+use super::stages::Retrieval;
 
 /// Longest routed text that is cached (the embedder tokenizes a 16 KiB window exactly).
 pub const MAX_KEY_BYTES: usize = 16 * 1024;
@@ -40,7 +41,7 @@ const ENTRY_OVERHEAD_BYTES: u64 = 512;
 #[derive(Clone)]
 struct Entry {
     snapshot: Weak<Snapshot>,
-    semantic: Arc<Semantic>,
+    retrieval: Arc<Retrieval>,
 }
 
 #[derive(Clone)]
@@ -48,17 +49,17 @@ struct ByBytes;
 
 impl Weighter<String, Entry> for ByBytes {
     fn weight(&self, key: &String, entry: &Entry) -> u64 {
-        let vector = entry.semantic.embedded.embedding.dims() * std::mem::size_of::<f32>();
+        let vector = entry.retrieval.embedded.embedding.dims() * std::mem::size_of::<f32>();
         key.len() as u64 + vector as u64 + ENTRY_OVERHEAD_BYTES
     }
 }
 
-/// A bounded, concurrent cache of [`Semantic`] results. Capacity 0 turns it off.
-pub struct DecisionCache {
+/// A bounded, concurrent cache of [`Retrieval`] results. Capacity 0 turns it off.
+pub struct RetrievalCache {
     inner: Option<Cache<String, Entry, ByBytes>>,
 }
 
-impl DecisionCache {
+impl RetrievalCache {
     pub fn new(capacity_bytes: usize) -> Self {
         let inner = (capacity_bytes > 0).then(|| {
             // quick_cache sizes its tables from an item estimate; ~2.5 KB per short entry.
@@ -74,25 +75,25 @@ impl DecisionCache {
         (text.len() <= MAX_KEY_BYTES).then(|| normalise(text))
     }
 
-    /// The cached semantic part of `key` under exactly this snapshot.
-    pub fn get(&self, key: &str, snapshot: &Arc<Snapshot>) -> Option<Arc<Semantic>> {
+    /// The cached retrieval of `key` under exactly this snapshot.
+    pub fn get(&self, key: &str, snapshot: &Arc<Snapshot>) -> Option<Arc<Retrieval>> {
         let entry = self.inner.as_ref()?.get(key)?;
         let hit = std::ptr::eq(entry.snapshot.as_ptr(), Arc::as_ptr(snapshot));
-        hit.then_some(entry.semantic)
+        hit.then_some(entry.retrieval)
     }
 
     /// Remembers a fresh result; its timings are zeroed so a hit reports no model or index work.
-    pub fn insert(&self, key: String, snapshot: &Arc<Snapshot>, semantic: &Semantic) {
+    pub fn insert(&self, key: String, snapshot: &Arc<Snapshot>, retrieval: &Retrieval) {
         let Some(cache) = &self.inner else { return };
-        let mut semantic = semantic.clone();
-        semantic.embedded.tokenize_us = 0;
-        semantic.embedded.forward_us = 0;
-        semantic.search_us = 0;
+        let mut retrieval = retrieval.clone();
+        retrieval.embedded.tokenize_us = 0;
+        retrieval.embedded.forward_us = 0;
+        retrieval.search_us = 0;
         cache.insert(
             key,
             Entry {
                 snapshot: Arc::downgrade(snapshot),
-                semantic: Arc::new(semantic),
+                retrieval: Arc::new(retrieval),
             },
         );
     }
@@ -129,14 +130,14 @@ mod tests {
 
     #[test]
     fn off_cache_has_no_keys() {
-        let cache = DecisionCache::new(0);
+        let cache = RetrievalCache::new(0);
         assert_eq!(cache.key("hello"), None);
         assert_eq!(
-            DecisionCache::new(1 << 20).key(" hello "),
+            RetrievalCache::new(1 << 20).key(" hello "),
             Some("hello".into())
         );
         assert_eq!(
-            DecisionCache::new(1 << 20).key(&"x".repeat(MAX_KEY_BYTES + 1)),
+            RetrievalCache::new(1 << 20).key(&"x".repeat(MAX_KEY_BYTES + 1)),
             None
         );
     }

@@ -12,8 +12,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archetypes::{ArchetypeError, Example, ExampleSet, InsertError, Strictness};
+pub mod examples;
+
 use crate::types::{ArchetypeId, BucketId};
+pub use examples::{
+    read_labeled_rows, ArchetypeError, Example, ExampleSet, InsertError, LabeledRow, RowFilter,
+    Strictness,
+};
 
 pub const JOURNAL_FILE: &str = "archetypes.journal.jsonl";
 

@@ -40,7 +40,7 @@ pub struct UncertainItem {
 
 /// Why a decision is kept, given the policy's margin floor.
 pub fn is_uncertain(decision: &Decision, margin_below: f32) -> bool {
-    decision.abstained || decision.margin < margin_below
+    decision.routing.abstained || decision.routing.margin < margin_below
 }
 
 pub struct UncertainQueue {
@@ -80,11 +80,17 @@ impl UncertainQueue {
                 .map_or(0, |d| d.as_secs()),
             text_truncated: kept.len() < text.len(),
             text: kept,
-            bucket: decision.bucket.to_string(),
-            abstained: decision.abstained,
-            confidence: decision.confidence,
-            margin: decision.margin,
-            scores: decision.scores.iter().take(SCORES_KEPT).cloned().collect(),
+            bucket: decision.routing.bucket.to_string(),
+            abstained: decision.routing.abstained,
+            confidence: decision.routing.confidence,
+            margin: decision.routing.margin,
+            scores: decision
+                .routing
+                .scores
+                .iter()
+                .take(SCORES_KEPT)
+                .cloned()
+                .collect(),
             policy_version: decision.policy_version.clone(),
             index_version: decision.index_version.clone(),
         };

@@ -1,11 +1,11 @@
-//! Examples + embedder → index. Used by `router train`, by `serve` when no valid bundle is
-//! on disk, and by `eval`.
+//! Examples + embedder → bundle (index + fitted scoring). Used by `router train`, by `serve`
+//! when no valid bundle is on disk, by the reloader, and by `eval`.
 
-use crate::archetypes::ExampleSet;
+use super::bundle::{bundle_exists, Bundle, BundleError};
 use crate::embed::{EmbedError, Embedder};
-use crate::index::bundle::IndexEntry;
-use crate::index::{HnswParams, IndexError, LoadedIndex};
-use crate::scoring::{fit_scoring, CalibrationRows, FitOptions, FitReport, FitRows, ScoringError};
+use crate::index::{HnswParams, IndexEntry};
+use crate::scoring::{fit_rows, fit_scoring, CalibrationRows, FitOptions, FitReport, ScoringError};
+use crate::store::ExampleSet;
 use crate::types::Embedding;
 
 /// Texts per forward pass when indexing: large enough to amortise per-call overhead, small
@@ -17,7 +17,7 @@ pub enum IndexerError {
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]
-    Index(#[from] IndexError),
+    Bundle(#[from] BundleError),
     #[error(transparent)]
     Scoring(#[from] ScoringError),
 }
@@ -48,13 +48,13 @@ pub fn embed_all(
         .collect())
 }
 
-/// Builds an in-memory index of `examples`. Save it with [`LoadedIndex::save`].
+/// Builds an in-memory index of `examples`. Save it with [`Bundle::save`].
 pub fn build_index(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
     progress: &dyn Fn(usize, usize),
-) -> Result<LoadedIndex, IndexerError> {
+) -> Result<Bundle, IndexerError> {
     rebuild_index(examples, embedder, hnsw, None, progress)
 }
 
@@ -64,9 +64,9 @@ pub fn rebuild_index(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
-    previous: Option<&LoadedIndex>,
+    previous: Option<&Bundle>,
     progress: &dyn Fn(usize, usize),
-) -> Result<LoadedIndex, IndexerError> {
+) -> Result<Bundle, IndexerError> {
     let fit = FitOptions::default();
     Ok(rebuild_index_fitted(examples, embedder, hnsw, previous, &fit, progress)?.0)
 }
@@ -76,10 +76,10 @@ pub fn rebuild_index_fitted(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
-    previous: Option<&LoadedIndex>,
+    previous: Option<&Bundle>,
     fit: &FitOptions,
     progress: &dyn Fn(usize, usize),
-) -> Result<(LoadedIndex, FitReport), IndexerError> {
+) -> Result<(Bundle, FitReport), IndexerError> {
     let index = embed_index(examples, embedder, hnsw, previous, progress)?;
     fit_index(index, fit, None)
 }
@@ -90,12 +90,12 @@ pub fn embed_index(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
-    previous: Option<&LoadedIndex>,
+    previous: Option<&Bundle>,
     progress: &dyn Fn(usize, usize),
-) -> Result<LoadedIndex, IndexerError> {
+) -> Result<Bundle, IndexerError> {
     let reusable = previous
         .filter(|p| &p.manifest().model == embedder.fingerprint())
-        .map(LoadedIndex::vectors_by_text)
+        .map(|p| p.index.vectors_by_text())
         .unwrap_or_default();
     let hashes: Vec<String> = examples
         .examples()
@@ -130,7 +130,7 @@ pub fn embed_index(
                 .expect("every example has a reused or fresh vector. This is a bug."),
         })
         .collect();
-    Ok(LoadedIndex::build(
+    Ok(Bundle::build(
         &entries,
         embedder.dims(),
         embedder.fingerprint().clone(),
@@ -142,19 +142,12 @@ pub fn embed_index(
 /// Fits the index's scorers (head, temperatures, combined weight, thresholds) on its own
 /// vectors; calibrated on `calibrate_on` when given, else on a held-out fifth.
 pub fn fit_index(
-    index: LoadedIndex,
+    index: Bundle,
     options: &FitOptions,
     calibrate_on: Option<&CalibrationRows<'_>>,
-) -> Result<(LoadedIndex, FitReport), IndexerError> {
-    let labeled = index.labeled_vectors();
-    let buckets = index.scoring().buckets().to_vec();
-    let mut rows = FitRows::default();
-    for (bucket, v) in &labeled {
-        if let Ok(i) = buckets.binary_search(bucket) {
-            rows.vectors.push(v.as_slice());
-            rows.labels.push(i);
-        }
-    }
+) -> Result<(Bundle, FitReport), IndexerError> {
+    let labeled = index.index.labeled_vectors();
+    let (buckets, rows) = fit_rows(&labeled);
     let (scoring, report) = fit_scoring(buckets, index.dims(), &rows, calibrate_on, options)?;
     tracing::debug!(
         rows = report.rows_trained,
@@ -162,6 +155,12 @@ pub fn fit_index(
         "scorers fitted"
     );
     Ok((index.with_scoring(scoring), report))
+}
+
+/// The index version a bundle of `examples` embedded by `model` has, or will have once the
+/// reloader has built it (what a write answers before the rebuild).
+pub fn version_of(examples: &ExampleSet, model: &crate::types::ModelFingerprint) -> String {
+    super::bundle::index_version(model, &examples.content_sha256())
 }
 
 /// The hash that identifies a text's vector across rebuilds.
@@ -188,9 +187,9 @@ pub fn load_or_build(
     embedder: &dyn Embedder,
     hnsw: HnswParams,
     progress: &dyn Fn(usize, usize),
-) -> Result<(LoadedIndex, IndexOrigin), IndexerError> {
-    if crate::index::bundle::bundle_exists(bundle_dir) {
-        match LoadedIndex::load(bundle_dir, embedder.fingerprint()) {
+) -> Result<(Bundle, IndexOrigin), IndexerError> {
+    if bundle_exists(bundle_dir) {
+        match Bundle::load(bundle_dir, embedder.fingerprint()) {
             Ok(index) if index.manifest().examples_sha256 == examples.content_sha256() => {
                 return Ok((index, IndexOrigin::Loaded));
             }

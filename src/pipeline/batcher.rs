@@ -1,12 +1,12 @@
-//! Micro-batching of `/classify`: concurrent requests share one forward pass.
+//! Micro-batching of served requests: concurrent requests share one forward pass.
 //!
 //! One worker thread owns the model's time. It blocks for the first queued job, then takes
 //! whatever else is already queued (up to [`MAX_BATCH`]) and embeds it together. It never
 //! waits for a batch to fill: a lone request at concurrency 1 runs at once, and under load
 //! the batch is what piled up while the previous one ran, so the wait is bounded by one
 //! forward pass. Jobs are grouped by text length so short prompts are not padded to a long
-//! one. The queue is bounded by the admission semaphore (a permit rides with each job), so
-//! a full queue is a fast 429 in the handler.
+//! one. The queue is bounded by admission (a permit rides with each job until it is
+//! answered), so the edge can refuse before it queues.
 //!
 //! The embedding does not depend on the snapshot, so jobs holding different snapshots (a swap
 //! mid-batch) share a forward pass and each decides with its own.
@@ -17,9 +17,11 @@ use std::time::Instant;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use super::error::ApiError;
+use super::input::ClassifyInput;
+use super::snapshot::Snapshot;
+use super::stages::{Retrieval, Stages};
+use super::PipelineError;
 use crate::decide::Decision;
-use crate::pipeline::{ClassifyInput, Pipeline, PipelineError, Semantic, Snapshot};
 
 /// Most texts in one batch taken off the queue.
 pub const MAX_BATCH: usize = 32;
@@ -29,17 +31,17 @@ pub const MAX_BATCH: usize = 32;
 const GROUP_LENGTH_RATIO: usize = 2;
 const GROUP_SLACK_BYTES: usize = 24;
 
-/// What a job gets back: the decision and its semantic part (for the decision cache).
-pub type Outcome = Result<(Decision, Arc<Semantic>), PipelineError>;
+/// What a job gets back: the decision and its retrieval (for the retrieval cache).
+pub type JobResult = Result<(Decision, Arc<Retrieval>), PipelineError>;
 
 struct Job {
     input: ClassifyInput,
     snapshot: Arc<Snapshot>,
     start: Instant,
-    reply: oneshot::Sender<Outcome>,
+    reply: oneshot::Sender<JobResult>,
     /// Held until the job is answered: the queue plus the batch in progress never exceed the
-    /// admission limit.
-    _permit: OwnedSemaphorePermit,
+    /// admission limit. Shared by the items of one `/classify/batch`.
+    _permit: Arc<OwnedSemaphorePermit>,
 }
 
 /// The sending side; cheap to clone. The worker ends when every sender is dropped.
@@ -50,22 +52,22 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the worker thread.
-    pub fn spawn(pipeline: Arc<Pipeline>) -> std::io::Result<Self> {
+    pub fn spawn(stages: Arc<Stages>) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("router-batcher".to_owned())
-            .spawn(move || work(&pipeline, &jobs))?;
+            .spawn(move || work(&stages, &jobs))?;
         Ok(Self { queue })
     }
 
-    /// Queues one request and waits for its decision. `start` is when the request began.
-    pub async fn classify(
+    /// Queues one request; the receiver gets its decision. `start` is when the request began.
+    pub fn submit(
         &self,
-        permit: OwnedSemaphorePermit,
+        permit: Arc<OwnedSemaphorePermit>,
         snapshot: Arc<Snapshot>,
         input: ClassifyInput,
         start: Instant,
-    ) -> Result<(Decision, Arc<Semantic>), ApiError> {
+    ) -> Result<Pending, PipelineError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             input,
@@ -76,15 +78,21 @@ impl Batcher {
         };
         self.queue
             .send(job)
-            .map_err(|_| ApiError::Internal("the batch worker has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| ApiError::Internal("the batch worker dropped a request".into()))?
-            .map_err(ApiError::from)
+            .map_err(|_| PipelineError::WorkerStopped)?;
+        Ok(Pending(answer))
     }
 }
 
-fn work(pipeline: &Pipeline, jobs: &mpsc::Receiver<Job>) {
+/// A queued job's answer to come.
+pub struct Pending(oneshot::Receiver<JobResult>);
+
+impl Pending {
+    pub async fn answer(self) -> JobResult {
+        self.0.await.map_err(|_| PipelineError::WorkerStopped)?
+    }
+}
+
+fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -95,11 +103,11 @@ fn work(pipeline: &Pipeline, jobs: &mpsc::Receiver<Job>) {
         }
         // Clients that went away (timeouts, disconnects) cost nothing.
         batch.retain(|job| !job.reply.is_closed());
-        ::metrics::histogram!(super::metrics::BATCH_SIZE).record(batch.len() as f64);
+        ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
         for group in length_groups(batch, |job| job.input.text.len()) {
             // A panic in the model must not take the worker (and every later request) down:
-            // the group's callers get an internal error when their reply senders drop.
-            let run = std::panic::catch_unwind(AssertUnwindSafe(|| run_group(pipeline, group)));
+            // the group's callers get an error when their reply senders drop.
+            let run = std::panic::catch_unwind(AssertUnwindSafe(|| run_group(stages, group)));
             if run.is_err() {
                 tracing::error!("the batch worker caught a panic; its requests failed");
             }
@@ -126,43 +134,31 @@ fn length_groups<T>(mut items: Vec<T>, len: impl Fn(&T) -> usize) -> Vec<Vec<T>>
     groups
 }
 
-fn run_group(pipeline: &Pipeline, group: Vec<Job>) {
-    let embedder = pipeline.embedder();
+fn run_group(stages: &Stages, group: Vec<Job>) {
     let texts: Vec<&str> = group.iter().map(|j| j.input.text.as_str()).collect();
-    // A lone text takes the unpadded single path; a group is one padded forward pass.
-    let embedded = if texts.len() == 1 {
-        embedder.embed(texts[0]).map(|e| vec![e])
-    } else {
-        embedder.embed_batch(&texts)
-    };
-    match embedded {
+    match stages.embed(&texts) {
         Ok(embedded) => {
             for (job, embedded) in group.into_iter().zip(embedded) {
-                let outcome = pipeline
-                    .search(&job.snapshot, embedded)
-                    .and_then(|semantic| {
-                        let decision = pipeline.decide_semantic(
-                            &job.snapshot,
-                            &job.input,
-                            &semantic,
-                            job.start,
-                        )?;
-                        Ok((decision, Arc::new(semantic)))
+                let result = stages
+                    .retrieve(&job.snapshot, embedded)
+                    .and_then(|retrieval| {
+                        let decision =
+                            stages.decide(&job.snapshot, &job.input, &retrieval, job.start)?;
+                        Ok((decision, Arc::new(retrieval)))
                     });
-                let _ = job.reply.send(outcome);
+                let _ = job.reply.send(result);
             }
         }
-        // One bad text fails the whole batch call (an empty text, say, though handlers refuse
-        // those): answer each job on its own so only the bad one fails.
+        // One bad text fails the whole batched call: answer each job on its own so only the
+        // bad one fails, with its own error.
         Err(_) if group.len() > 1 => {
             for job in group {
-                run_group(pipeline, vec![job]);
+                run_group(stages, vec![job]);
             }
         }
-        // Only a one-job group gets here.
         Err(e) => {
             if let Some(job) = group.into_iter().next() {
-                let _ = job.reply.send(Err(e.into()));
+                let _ = job.reply.send(Err(e));
             }
         }
     }

@@ -1,0 +1,276 @@
+//! The composition root of both edges: resolve and verify the model, load it, warm it with
+//! one probe embedding, read the policy and archetypes, load the saved bundle or build and
+//! save one, and join them into a [`Core`] with its live state and reloader. `router serve`
+//! and the offline commands start the same way, through these functions.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::bundle::{default_bundle_dir, Bundle, BundleError};
+use super::indexer::{load_or_build, IndexOrigin, IndexerError};
+use super::{Pipeline, PipelineOptions, Snapshot, SnapshotError};
+use crate::decide::{Policy, PolicyError};
+use crate::embed::bert::{Backend, BertEmbedder, EmbedOptions};
+use crate::embed::device::{device_name, select_device, DeviceChoice};
+use crate::embed::model_files::{resolve, ModelFilesError, ModelManifest, ModelSource};
+use crate::embed::{EmbedError, Embedder};
+use crate::index::HnswParams;
+use crate::live::{LiveState, ReloadHandle, Reloader};
+use crate::store::{ArchetypeStore, StoreError};
+use crate::types::ModelFingerprint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error(transparent)]
+    ModelFiles(#[from] ModelFilesError),
+    /// Runtime or user error: the chosen device cannot be used (e.g. no GPU for `cuda`).
+    #[error("selecting the device: {0}")]
+    Device(String),
+    #[error("loading the model: {0}")]
+    Model(#[source] EmbedError),
+    #[error("warm-up embedding: {0}")]
+    WarmUp(#[source] EmbedError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Indexer(#[from] IndexerError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// Runtime error: the batch worker thread could not be started.
+    #[error("starting the batch worker: {0}")]
+    Worker(#[source] std::io::Error),
+}
+
+/// Where the model comes from.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    /// Exactly this directory (verified, no fallback), or `None` for cache → hub → mirror.
+    pub model_dir: Option<PathBuf>,
+    /// Root of the local model cache (`models/`).
+    pub models_root: PathBuf,
+    pub device: DeviceChoice,
+    /// Precision of the CPU forward pass and the routing window.
+    pub embed: EmbedOptions,
+}
+
+/// What `/info` reports about the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreInfo {
+    pub model: ModelFingerprint,
+    pub device: &'static str,
+}
+
+/// Where the service's files are.
+#[derive(Debug, Clone)]
+pub struct StatePaths {
+    pub policy: PathBuf,
+    pub archetypes: PathBuf,
+    pub data_dir: PathBuf,
+    /// A bundle to start from instead of the archetypes' cached bundle.
+    pub index: Option<PathBuf>,
+}
+
+/// Request limits. Defaults suit two cores; each is a flag with an env var.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests doing CPU work at once (more are answered 429).
+    pub max_in_flight: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Largest `/classify/batch` or `/embed` batch.
+    pub max_batch: usize,
+    /// Weight budget of the retrieval cache in bytes (0 turns it off).
+    pub cache_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 32,
+            max_body_bytes: 4 * 1024 * 1024,
+            max_batch: 64,
+            cache_bytes: super::retrieval_cache::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// Settings of the service (`router serve`), as the command line gives them.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub addr: std::net::SocketAddr,
+    pub paths: StatePaths,
+    pub model: ModelSettings,
+    pub limits: Limits,
+    /// The admin bearer token's secret; `None` turns the admin and write endpoints off.
+    pub admin_secret: Option<String>,
+}
+
+/// Everything a request needs once the model is warm and a snapshot is loaded.
+pub struct Core {
+    pub pipeline: Arc<Pipeline>,
+    pub live: Arc<LiveState>,
+    pub info: CoreInfo,
+    /// Shipped archetypes + the journal of API changes. Locked only by archetype writes and
+    /// rebuilds, never by classification.
+    pub store: Arc<Mutex<ArchetypeStore>>,
+    pub reloads: ReloadHandle,
+    pub paths: StatePaths,
+}
+
+/// Resolves, verifies, loads and warms the embedder.
+pub fn load_embedder(
+    settings: &ModelSettings,
+) -> Result<(Arc<BertEmbedder>, CoreInfo), ComposeError> {
+    let manifest = ModelManifest::default_manifest();
+    let source = match &settings.model_dir {
+        Some(dir) => ModelSource::Dir(dir.clone()),
+        None => ModelSource::Auto {
+            models_root: settings.models_root.clone(),
+        },
+    };
+    let files = resolve(&manifest, &source)?;
+    let device = select_device(settings.device).map_err(|e| ComposeError::Device(e.to_string()))?;
+    let backend = Backend::for_device(&device);
+    let embedder = BertEmbedder::load_with_options(&files, device.clone(), backend, settings.embed)
+        .map_err(ComposeError::Model)?;
+    // One probe so the first request does not pay for lazy initialisation.
+    embedder.embed("warm up").map_err(ComposeError::WarmUp)?;
+    let info = CoreInfo {
+        model: embedder.fingerprint().clone(),
+        device: device_name(&device),
+    };
+    let precision = embedder.precision().map_or("device", |p| p.name());
+    let window = embedder.window();
+    tracing::info!(model = %info.model.id, revision = %info.model.revision, device = info.device, precision, window_head = window.head, window_tail = window.tail, dir = %files.dir.display(), "model ready");
+    Ok((Arc::new(embedder), info))
+}
+
+/// Loads the bundle: the one the user named (verified, never rebuilt at start), or the one
+/// saved in `bundle_dir` if it matches `examples`, else one built from `examples` and saved.
+pub fn load_bundle(
+    explicit: Option<&Path>,
+    bundle_dir: &Path,
+    examples: &crate::store::ExampleSet,
+    embedder: &dyn Embedder,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Bundle, ComposeError> {
+    if let Some(dir) = explicit {
+        return Ok(Bundle::load(dir, embedder.fingerprint())?);
+    }
+    let (bundle, origin) = load_or_build(
+        bundle_dir,
+        examples,
+        embedder,
+        HnswParams::default(),
+        progress,
+    )?;
+    match origin {
+        IndexOrigin::Loaded => {
+            tracing::info!(dir = %bundle_dir.display(), version = bundle.version(), "index bundle loaded")
+        }
+        IndexOrigin::Built => {
+            tracing::info!(dir = %bundle_dir.display(), version = bundle.version(), examples = examples.len(), "index built from archetypes and saved")
+        }
+    }
+    Ok(bundle)
+}
+
+/// The loaded parts a [`Core`] is assembled from.
+pub struct CoreParts {
+    pub embedder: Arc<dyn Embedder>,
+    pub info: CoreInfo,
+    pub policy: Policy,
+    pub store: ArchetypeStore,
+    pub bundle: Bundle,
+    pub paths: StatePaths,
+    pub options: PipelineOptions,
+}
+
+/// Joins loaded parts into a core and starts its reloader on `runtime`.
+pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Core, ComposeError> {
+    let dims = parts.embedder.dims();
+    let snapshot = Snapshot::new(Arc::new(parts.policy), Arc::new(parts.bundle), dims)?;
+    let live = Arc::new(LiveState::new(snapshot, dims));
+    let store = Arc::new(Mutex::new(parts.store));
+    let reloads = Reloader {
+        live: Arc::clone(&live),
+        store: Arc::clone(&store),
+        embedder: Arc::clone(&parts.embedder),
+        policy_path: parts.paths.policy.clone(),
+        bundle_dir: default_bundle_dir(&parts.paths.data_dir),
+        hnsw: HnswParams::default(),
+        fit: Mutex::new(crate::scoring::FitOptions::default()),
+    }
+    .spawn(runtime);
+    let pipeline = Pipeline::new(parts.embedder, parts.options).map_err(ComposeError::Worker)?;
+    Ok(Core {
+        pipeline: Arc::new(pipeline),
+        live,
+        info: parts.info,
+        store,
+        reloads,
+        paths: parts.paths,
+    })
+}
+
+/// Everything `serve` needs, built in order; `phase` tells `/ready` where start-up is.
+pub fn build_core(
+    model: &ModelSettings,
+    paths: &StatePaths,
+    options: PipelineOptions,
+    runtime: &tokio::runtime::Handle,
+    phase: &(dyn Fn(String) + Sync),
+) -> Result<Core, ComposeError> {
+    phase("loading the routing policy".into());
+    let policy = Policy::load(&paths.policy)?;
+    phase("reading the archetypes".into());
+    let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir)?;
+    phase("loading the model".into());
+    let (embedder, info) = load_embedder(model)?;
+    phase("loading the index".into());
+    let bar = progress_bar("embedding archetypes");
+    let bundle = load_bundle(
+        paths.index.as_deref(),
+        &default_bundle_dir(&paths.data_dir),
+        store.examples(),
+        embedder.as_ref(),
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            phase(format!(
+                "building the index: {done}/{total} archetypes embedded"
+            ));
+        },
+    )?;
+    bar.finish_and_clear();
+    let embedder: Arc<dyn Embedder> = embedder;
+    assemble(
+        CoreParts {
+            embedder,
+            info,
+            policy,
+            store,
+            bundle,
+            paths: paths.clone(),
+            options,
+        },
+        runtime,
+    )
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(message);
+    bar
+}

@@ -1,0 +1,307 @@
+//! The one request path. Every classification, served or offline, goes through here:
+//!
+//! ```text
+//! ClassifyInput ─► retrieval cache ──hit──────────────────────────────┐
+//!                      │ miss                                          ▼
+//!                      ├─► admission (the edge's) ─► batcher ─► embed ─► search ─► score ─► decide ─► Decision
+//!                      └─► (offline: this thread) ─► embed ───────────┘          (+ uncertain queue, cache insert)
+//! ```
+//!
+//! [`Pipeline::serve`] and [`Pipeline::serve_many`] are the served path (micro-batched on
+//! the worker thread, behind the edge's admission); [`Pipeline::classify`] and
+//! [`Pipeline::classify_many`] run the same stages on the calling thread (CLI, eval,
+//! benches). A bad text in a batch fails alone, with its own error, on every path.
+//!
+//! Besides the request path this module holds the composers that build what it serves: the
+//! [`bundle`] (index + scoring model), the [`indexer`] (examples → bundle) and [`compose`]
+//! (model → bundle → live state: the composition root of both edges).
+
+pub mod batcher;
+pub mod bundle;
+pub mod compose;
+pub mod indexer;
+mod input;
+pub mod retrieval_cache;
+mod snapshot;
+mod stages;
+pub mod uncertain;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+pub use input::ClassifyInput;
+pub use snapshot::{Snapshot, SnapshotError};
+pub use stages::{Retrieval, Stages};
+
+use crate::decide::{DecideError, Decision};
+use crate::embed::{EmbedError, Embedder};
+use crate::health::HealthBoard;
+use crate::index::IndexError;
+use batcher::Batcher;
+use retrieval_cache::RetrievalCache;
+use uncertain::UncertainQueue;
+
+/// Histogram of texts per forward pass of the batch worker.
+pub const BATCH_SIZE_METRIC: &str = "router_batch_size";
+pub const CACHE_HITS_METRIC: &str = "router_cache_hits_total";
+pub const CACHE_MISSES_METRIC: &str = "router_cache_misses_total";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Decide(#[from] DecideError),
+    /// Runtime failure: the batch worker thread is gone (it panicked past its guard, or the
+    /// process is shutting down).
+    #[error("the batch worker has stopped")]
+    WorkerStopped,
+}
+
+/// Whether a served decision's retrieval came from the cache (`x-router-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+}
+
+impl CacheOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+        }
+    }
+}
+
+/// A served decision and where its retrieval came from.
+#[derive(Debug)]
+pub struct Served {
+    pub decision: Decision,
+    pub cache: CacheOutcome,
+}
+
+/// Sizes of the pipeline's bounded parts.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineOptions {
+    /// Weight budget of the retrieval cache in bytes (0 turns it off).
+    pub cache_bytes: usize,
+    /// Uncertain decisions kept for labeling (0 keeps none).
+    pub uncertain_capacity: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: retrieval_cache::DEFAULT_CACHE_BYTES,
+            uncertain_capacity: uncertain::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+pub struct Pipeline {
+    stages: Arc<Stages>,
+    cache: RetrievalCache,
+    batcher: Batcher,
+}
+
+impl Pipeline {
+    /// A pipeline with a fresh health board (every target closed); starts the batch worker.
+    pub fn new(embedder: Arc<dyn Embedder>, options: PipelineOptions) -> std::io::Result<Self> {
+        Self::with_health(embedder, Arc::new(HealthBoard::new()), options)
+    }
+
+    pub fn with_health(
+        embedder: Arc<dyn Embedder>,
+        health: Arc<HealthBoard>,
+        options: PipelineOptions,
+    ) -> std::io::Result<Self> {
+        let stages = Arc::new(Stages {
+            embedder,
+            health,
+            uncertain: Arc::new(UncertainQueue::new(options.uncertain_capacity)),
+        });
+        Ok(Self {
+            batcher: Batcher::spawn(Arc::clone(&stages))?,
+            cache: RetrievalCache::new(options.cache_bytes),
+            stages,
+        })
+    }
+
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.stages.embedder
+    }
+
+    /// Where callers' outcome reports go (`POST /feedback`).
+    pub fn health(&self) -> &Arc<HealthBoard> {
+        &self.stages.health
+    }
+
+    /// Decisions the router was unsure of, for labeling (`GET /admin/uncertain`).
+    pub fn uncertain(&self) -> &Arc<UncertainQueue> {
+        &self.stages.uncertain
+    }
+
+    /// The stages themselves, for callers that embed on their own (eval, benches).
+    pub fn stages(&self) -> &Stages {
+        &self.stages
+    }
+
+    /// Serves one request: the cached retrieval when there is one, else `admit` (the edge's
+    /// admission, awaited only on a miss) and the batch worker.
+    pub async fn serve<E: From<PipelineError>>(
+        &self,
+        snapshot: Arc<Snapshot>,
+        input: ClassifyInput,
+        admit: impl Future<Output = Result<OwnedSemaphorePermit, E>>,
+    ) -> Result<Served, E> {
+        let start = Instant::now();
+        let key = self.cache.key(&input.text);
+        if let Some(hit) = self.cached(&snapshot, &input, key.as_deref(), start) {
+            return Ok(hit?);
+        }
+        let permit = Arc::new(admit.await?);
+        Ok(self.run_queued(permit, snapshot, input, key, start).await?)
+    }
+
+    /// Serves many requests under one admission; each item fails alone.
+    pub async fn serve_many<E: From<PipelineError>>(
+        &self,
+        snapshot: Arc<Snapshot>,
+        inputs: Vec<ClassifyInput>,
+        admit: impl Future<Output = Result<OwnedSemaphorePermit, E>>,
+    ) -> Result<Vec<Result<Served, PipelineError>>, E> {
+        let start = Instant::now();
+        let mut results: Vec<Option<Result<Served, PipelineError>>> = Vec::new();
+        let mut misses = Vec::new();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let key = self.cache.key(&input.text);
+            match self.cached(&snapshot, &input, key.as_deref(), start) {
+                Some(hit) => results.push(Some(hit)),
+                None => {
+                    results.push(None);
+                    misses.push((i, input, key));
+                }
+            }
+        }
+        if !misses.is_empty() {
+            let permit = Arc::new(admit.await?);
+            // Every miss is queued before any is awaited, so they share forward passes.
+            let pending: Vec<_> = misses
+                .into_iter()
+                .map(|(i, input, key)| {
+                    let queued = self.batcher.submit(
+                        Arc::clone(&permit),
+                        Arc::clone(&snapshot),
+                        input,
+                        start,
+                    );
+                    (i, key, queued)
+                })
+                .collect();
+            for (i, key, queued) in pending {
+                results[i] = Some(self.finish_queued(&snapshot, key, queued).await);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(PipelineError::WorkerStopped)))
+            .collect())
+    }
+
+    /// Classifies one request on this thread (CLI, eval, benches): same stages, same cache.
+    pub fn classify(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        input: &ClassifyInput,
+    ) -> Result<Decision, PipelineError> {
+        let mut decisions = self.classify_many(snapshot, std::slice::from_ref(input));
+        decisions.pop().unwrap_or(Err(PipelineError::WorkerStopped))
+    }
+
+    /// Classifies many requests on this thread with one batched forward pass; decisions are
+    /// in input order, and a bad text fails alone.
+    pub fn classify_many(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        inputs: &[ClassifyInput],
+    ) -> Vec<Result<Decision, PipelineError>> {
+        let start = Instant::now();
+        let texts: Vec<&str> = inputs.iter().map(|i| i.text.as_str()).collect();
+        match self.stages.embed(&texts) {
+            Ok(embedded) => inputs
+                .iter()
+                .zip(embedded)
+                .map(|(input, e)| {
+                    let retrieval = self.stages.retrieve(snapshot, e)?;
+                    self.stages.decide(snapshot, input, &retrieval, start)
+                })
+                .collect(),
+            Err(_) if inputs.len() > 1 => {
+                inputs.iter().map(|i| self.classify(snapshot, i)).collect()
+            }
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// Decides from the cached retrieval of `key`, if the cache has one for this snapshot.
+    /// Decide is microseconds of work: it runs on the caller's thread.
+    fn cached(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        input: &ClassifyInput,
+        key: Option<&str>,
+        start: Instant,
+    ) -> Option<Result<Served, PipelineError>> {
+        let key = key?;
+        let Some(retrieval) = self.cache.get(key, snapshot) else {
+            ::metrics::counter!(CACHE_MISSES_METRIC).increment(1);
+            return None;
+        };
+        ::metrics::counter!(CACHE_HITS_METRIC).increment(1);
+        Some(
+            self.stages
+                .decide(snapshot, input, &retrieval, start)
+                .map(|decision| Served {
+                    decision,
+                    cache: CacheOutcome::Hit,
+                }),
+        )
+    }
+
+    async fn run_queued(
+        &self,
+        permit: Arc<OwnedSemaphorePermit>,
+        snapshot: Arc<Snapshot>,
+        input: ClassifyInput,
+        key: Option<String>,
+        start: Instant,
+    ) -> Result<Served, PipelineError> {
+        let queued = self
+            .batcher
+            .submit(permit, Arc::clone(&snapshot), input, start);
+        self.finish_queued(&snapshot, key, queued).await
+    }
+
+    /// Awaits a queued job and remembers its retrieval.
+    async fn finish_queued(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        key: Option<String>,
+        queued: Result<batcher::Pending, PipelineError>,
+    ) -> Result<Served, PipelineError> {
+        let (decision, retrieval) = queued?.answer().await?;
+        if let Some(key) = key {
+            self.cache.insert(key, snapshot, &retrieval);
+        }
+        Ok(Served {
+            decision,
+            cache: CacheOutcome::Miss,
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! The request path after the text: embed → search → score → decide, and the offer of
+//! uncertain decisions to the labeling queue. Everything that classifies (the batch worker,
+//! the synchronous callers, eval) runs these functions; nothing else composes the stages.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::input::ClassifyInput;
+use super::snapshot::Snapshot;
+use super::uncertain::{is_uncertain, UncertainQueue};
+use super::PipelineError;
+use crate::decide::{
+    decide_scored, DecideError, Decision, HealthView, Policy, RequestContext, Routing, Timings,
+};
+use crate::embed::{Embedded, Embedder};
+use crate::health::HealthBoard;
+use crate::types::{elapsed_micros, BucketScores, Neighbour};
+
+/// Decisions tried per request when probes of half-open targets are claimed by others first:
+/// each failed claim takes one target out of the next try, and a bucket has at most three.
+const PROBE_CLAIM_TRIES: usize = 4;
+
+/// What the embedding and the index say about one text: everything a decision needs besides
+/// the request context, the policy's rules and provider health. Cacheable per snapshot.
+#[derive(Debug, Clone)]
+pub struct Retrieval {
+    pub embedded: Embedded,
+    pub neighbours: Vec<Neighbour>,
+    pub search_us: u64,
+}
+
+/// The parts every classification uses: the embedder (not hot-swapped; a model change is a
+/// restart), the provider health board (per process) and the queue of uncertain decisions.
+pub struct Stages {
+    pub embedder: Arc<dyn Embedder>,
+    pub health: Arc<HealthBoard>,
+    pub uncertain: Arc<UncertainQueue>,
+}
+
+impl Stages {
+    /// Embeds texts: a lone text takes the unpadded single path, several one padded pass.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedded>, PipelineError> {
+        Ok(match texts {
+            [one] => vec![self.embedder.embed(one)?],
+            many => self.embedder.embed_batch(many)?,
+        })
+    }
+
+    /// The index's neighbours of an embedded text: the part of a decision that depends only
+    /// on the text and the snapshot.
+    pub fn retrieve(
+        &self,
+        snapshot: &Snapshot,
+        embedded: Embedded,
+    ) -> Result<Retrieval, PipelineError> {
+        let start = Instant::now();
+        let neighbours = snapshot
+            .bundle
+            .neighbours(&embedded.embedding, snapshot.policy.matching.k)?;
+        Ok(Retrieval {
+            embedded,
+            neighbours,
+            search_us: elapsed_micros(start),
+        })
+    }
+
+    /// Scores and decides a retrieved text (fresh or cached) with this request's context and
+    /// the current provider health; `start` is when the request began. Offers the decision
+    /// to the uncertain queue when the router was unsure.
+    pub fn decide(
+        &self,
+        snapshot: &Snapshot,
+        input: &ClassifyInput,
+        retrieval: &Retrieval,
+        start: Instant,
+    ) -> Result<Decision, PipelineError> {
+        let embedded = &retrieval.embedded;
+        let score_start = Instant::now();
+        let scoring = &snapshot.bundle.scoring;
+        let scorer = snapshot.policy.matching.scorer;
+        let scores = scoring.score(scorer, embedded.embedding.as_slice(), &retrieval.neighbours);
+        let score_us = elapsed_micros(score_start);
+        let decide_start = Instant::now();
+        let mut request = input.context.clone();
+        request.prompt_tokens = input.whole_prompt_tokens(embedded);
+        let routing = self.route(
+            &snapshot.policy,
+            scores.as_ref(),
+            scoring.fitted_threshold(scorer),
+            &request,
+            decide_start,
+        )?;
+        let decide_us = elapsed_micros(decide_start);
+        let decision = Decision {
+            decision_id: ulid::Ulid::new().to_string(),
+            request_id: input.request_id.clone(),
+            routing,
+            neighbours: retrieval.neighbours.clone(),
+            tokens: embedded.tokens,
+            prompt_tokens: request.prompt_tokens,
+            truncated: embedded.truncated,
+            policy_version: snapshot.policy.version.clone(),
+            index_version: snapshot.bundle.version().to_owned(),
+            timings_us: Timings {
+                tokenize: embedded.tokenize_us,
+                embed: embedded.forward_us,
+                search: retrieval.search_us,
+                score: score_us,
+                decide: decide_us,
+                total: elapsed_micros(start),
+            },
+        };
+        if is_uncertain(&decision, snapshot.policy.matching.uncertain_margin) {
+            self.uncertain.offer(&decision, &input.text);
+        }
+        Ok(decision)
+    }
+
+    /// Decides with the current health view; when the decision would be the probe of a
+    /// half-open target, claims it, or decides again with the view that shows it taken.
+    fn route(
+        &self,
+        policy: &Policy,
+        scores: Option<&BucketScores>,
+        fitted_threshold: Option<f32>,
+        request: &RequestContext,
+        now: Instant,
+    ) -> Result<Routing, DecideError> {
+        // MERGE: becomes `decide(policy, &DecideInput {..})` with the decide rework.
+        let _ = fitted_threshold;
+        let decide_with = |health: &HealthView| decide_scored(policy, scores, request, health, now);
+        let mut view = self.health.view();
+        let mut routing = decide_with(&view)?;
+        for _ in 1..PROBE_CLAIM_TRIES {
+            match &routing.probe {
+                Some(target) if !self.health.claim_probe(target, &policy.health, now) => {
+                    view = self.health.view();
+                    routing = decide_with(&view)?;
+                }
+                Some(_) | None => break,
+            }
+        }
+        Ok(routing)
+    }
+}
