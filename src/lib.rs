@@ -1,19 +1,20 @@
 //! A semantic LLM router: decides, per request, which LLM should answer a prompt.
 //!
 //! ```text
-//!                     archetypes/*.jsonl ──(train / serve start)──► indexer ──► index bundle (usearch + head + manifest)
-//!                                                                                  │ load / swap
-//! prompt ─► embed ──Embedding──► index ──Vec<Neighbour>──► scoring ──BucketScores──► decide ──Decision──► serve / cli
-//!           (candle BERT,         (usearch HNSW,            (softmax head + kNN,        (thresholds,        (axum, metrics,
-//!            mean-pool, L2)        exact oracle)             calibrated confidence)      policy → targets)   errors → status)
-//!                                       ▲                                                   ▲
-//!                                       └── Snapshot (ArcSwap): index (+ fitted scorers) + policy, swapped whole ── live
+//! request ─► pipeline ───────────────────────────────────────────────────────────► Decision ─► serve (HTTP) / cli
+//!            │ retrieval cache → admission (the edge's) → batcher
+//!            ▼
+//!            embed ──Embedding──► index ──neighbours──► scoring ──BucketScores──► decide
+//!            candle BERT           usearch HNSW           head + kNN,             thresholds, policy,
+//!            mean-pool, L2         (exact oracle)         calibrated              rules, breakers → targets
+//!
+//! archetype store ─► pipeline::indexer ─► pipeline::bundle (index + scoring side by side) ─► live (ArcSwap snapshot)
 //! ```
 //!
-//! Data flows one way: `types` ← stages (`embed`, `scoring`, `index`, `decide`) ← composers
-//! (`archetypes`, `indexer`, `pipeline`, `eval`, `health`, `uncertain`) ← `live` ← edges
-//! (`serve`, `cli`). A stage never imports another stage, with one exception: the index
-//! bundle carries the scoring model fitted on its examples, so `index` builds on `scoring`.
+//! Data flows one way. Stages (`embed`, `index`, `scoring`, `decide`) import only `types`.
+//! Composers (`pipeline` with its `bundle`, `indexer` and `compose`, `store`, `live`, `eval`)
+//! join them; `pipeline::compose` is the composition root both edges call. The edges
+//! (`serve`, `cli`) parse, call the library and map errors; they never import each other.
 
 pub mod types;
 
@@ -22,11 +23,12 @@ pub mod embed;
 pub mod index;
 pub mod scoring;
 
-pub mod eval;
 pub mod health;
-pub mod pipeline;
 pub mod store;
 
+pub mod pipeline;
+
+pub mod eval;
 pub mod live;
 
 pub mod cli;

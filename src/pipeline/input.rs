@@ -1,7 +1,30 @@
 //! What one request asks the router to classify, as the edges hand it to the pipeline.
 
+use serde::Serialize;
+
 use crate::decide::RequestContext;
 use crate::embed::Embedded;
+
+/// Earlier turns a request may carry into the pipeline, whatever the length of `messages`:
+/// the policy's `[conversation] max_turns` picks from these, newest first.
+pub const MAX_EARLIER_TURNS: usize = 16;
+
+/// Who spoke an earlier turn of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
+/// One turn before the routed one, as context for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierTurn {
+    pub speaker: Speaker,
+    pub text: String,
+    /// Position of the turn in the request's `messages`.
+    pub message_index: usize,
+}
 
 /// One request to classify.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +37,9 @@ pub struct ClassifyInput {
     /// Bytes of prompt text that are not routed (system message, earlier turns). Their tokens
     /// are estimated at the routed text's bytes per token and counted in `prompt_tokens`.
     pub other_text_bytes: usize,
+    /// The conversation before `text`, oldest first, at most [`MAX_EARLIER_TURNS`]; empty for a
+    /// bare prompt or a single user turn.
+    pub earlier: Vec<EarlierTurn>,
 }
 
 impl ClassifyInput {

@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-pub use input::ClassifyInput;
+pub use input::{ClassifyInput, EarlierTurn, Speaker, MAX_EARLIER_TURNS};
 pub use snapshot::{Snapshot, SnapshotError};
 pub use stages::{Retrieval, Stages};
 

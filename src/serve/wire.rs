@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 pub use crate::decide::Priority;
 use crate::decide::RequestContext;
-use crate::pipeline::ClassifyInput;
+use crate::pipeline::{ClassifyInput, EarlierTurn, Speaker, MAX_EARLIER_TURNS};
 
 /// Message part types that carry an image: OpenAI chat (`image_url`), OpenAI responses
 /// (`input_image`) and Anthropic (`image`). Any of them makes the request need `vision`.
@@ -62,7 +62,13 @@ pub struct Part {
 impl ClassifyRequest {
     /// The text to route: `prompt`, or the text of the last `user` message.
     pub fn routed_text(&self) -> Result<String, ApiError> {
-        let text = match (&self.prompt, &self.messages) {
+        Ok(self.conversation()?.0)
+    }
+
+    /// The text to route and the turns before it (user and assistant, oldest first, at most
+    /// [`MAX_EARLIER_TURNS`]; system and tool messages are not context).
+    fn conversation(&self) -> Result<(String, Vec<EarlierTurn>), ApiError> {
+        let (text, earlier) = match (&self.prompt, &self.messages) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::InvalidRequest(
                     "give `prompt` or `messages`, not both".into(),
@@ -73,33 +79,38 @@ impl ClassifyRequest {
                     "missing `prompt` (or `messages`)".into(),
                 ))
             }
-            (Some(prompt), None) => prompt.clone(),
+            (Some(prompt), None) => (prompt.clone(), Vec::new()),
             (None, Some(messages)) => {
-                let last_user = messages
+                let last_user = messages.iter().rposition(|m| m.role == "user").ok_or_else(|| {
+                    ApiError::InvalidRequest("`messages` has no message with role `user`".into())
+                })?;
+                let mut earlier: Vec<EarlierTurn> = messages[..last_user]
                     .iter()
+                    .enumerate()
                     .rev()
-                    .find(|m| m.role == "user")
-                    .ok_or_else(|| {
-                        ApiError::InvalidRequest(
-                            "`messages` has no message with role `user`".into(),
-                        )
-                    })?;
-                match &last_user.content {
-                    None => String::new(),
-                    Some(Content::Text(text)) => text.clone(),
-                    Some(Content::Parts(parts)) => parts
-                        .iter()
-                        .filter(|p| p.kind == "text")
-                        .filter_map(|p| p.text.as_deref())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                }
+                    .filter_map(|(i, m)| {
+                        let speaker = match m.role.as_str() {
+                            "user" => Speaker::User,
+                            "assistant" => Speaker::Assistant,
+                            _ => return None,
+                        };
+                        let text = m.text();
+                        (!text.trim().is_empty()).then_some(EarlierTurn {
+                            speaker,
+                            text,
+                            message_index: i,
+                        })
+                    })
+                    .take(MAX_EARLIER_TURNS)
+                    .collect();
+                earlier.reverse();
+                (messages[last_user].text(), earlier)
             }
         };
         if text.trim().is_empty() {
             return Err(ApiError::EmptyPrompt);
         }
-        Ok(text)
+        Ok((text, earlier))
     }
 
     /// Whether any message has an image part.
@@ -132,7 +143,7 @@ impl ClassifyRequest {
     }
 
     pub fn into_input(self) -> Result<ClassifyInput, ApiError> {
-        let text = self.routed_text()?;
+        let (text, earlier) = self.conversation()?;
         let other_text_bytes = self.other_text_bytes(text.len());
         let mut capabilities: std::collections::BTreeSet<String> =
             self.capabilities.iter().flatten().cloned().collect();
@@ -153,7 +164,24 @@ impl ClassifyRequest {
                 routing_key,
             },
             other_text_bytes,
+            earlier,
         })
+    }
+}
+
+impl Message {
+    /// The message's text: a string, or its text parts joined by newlines.
+    fn text(&self) -> String {
+        match &self.content {
+            None => String::new(),
+            Some(Content::Text(text)) => text.clone(),
+            Some(Content::Parts(parts)) => parts
+                .iter()
+                .filter(|p| p.kind == "text")
+                .filter_map(|p| p.text.as_deref())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
     }
 }
 
