@@ -30,6 +30,7 @@ impl Panels {
     }
 
     /// Panel `p`: `k` rows of `NR` columns.
+    #[inline]
     pub(super) fn panel(&self, p: usize) -> &[f32] {
         &self.data[p * self.k * NR..][..self.k * NR]
     }
