@@ -11,7 +11,7 @@
 use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use super::encoder::BertConfig;
+use super::config::BertConfig;
 
 struct Dense {
     weight_t: Tensor,

@@ -1,17 +1,28 @@
-//! Stage 1: text → [`Embedding`]. Synchronous and CPU-bound; knows nothing of indexes or HTTP.
+//! Stage 1: text → [`Embedding`]. Synchronous and compute-bound; knows nothing of indexes or
+//! the HTTP service.
 //!
-//! The [`Embedder`] trait has one real implementation, [`bert::BertEmbedder`] (candle BERT
-//! reproducing sentence-transformers). Unit tests of later stages may use a fixture embedder;
-//! anything that claims something about embeddings uses the real model.
+//! The [`Embedder`] trait has one implementation, [`bert::BertEmbedder`]: BERT reproducing
+//! sentence-transformers, on the project's own CPU kernels ([`kernel`]) or with candle tensor
+//! ops on a GPU ([`device_encoder`]). Tests that need embeddings load the real model.
+//!
+//! Modules, from the pipeline down: [`bert`] (tokenize → forward → pool → normalise; the
+//! tokenizing itself in `tokenize`, what of a long prompt is seen in [`window`]), the two
+//! forward passes [`encoder`] (CPU, on the [`kernel`]s) and [`device_encoder`] (GPU), sharing
+//! [`config`]; beside them [`model_files`] (finding and verifying the weights) and
+//! [`device`] (which device runs them).
 
 pub mod bert;
-pub mod bf16;
+pub mod config;
 pub mod device;
 pub mod device_encoder;
 pub mod encoder;
 pub mod kernel;
 pub mod model_files;
+mod tokenize;
 pub mod window;
+
+/// The bf16 products live with the other kernels; `embed::bf16` stays their public path.
+pub use kernel::bf16;
 
 use crate::types::Embedding;
 

@@ -1,8 +1,8 @@
 //! The routing window: which tokens of a long prompt the model sees.
 //!
-//! The encoder's cost grows faster than linearly with length, and a 256-token prompt cannot be
-//! embedded inside the latency budget on two cores (PERF-NOTES.md). Instructions sit at either
-//! end of a long prompt ("Summarise this: <passage>", "<passage> What year was it built?"), so
+//! The encoder's cost grows faster than linearly with length (attention is quadratic in it), so
+//! a long prompt is not embedded whole by default. Instructions sit at either end of a long
+//! prompt ("Summarise this: <passage>", "<passage> What year was it built?"), so
 //! a long prompt is routed from its first and last word pieces: `[CLS] head… tail… [SEP]`.
 //! A prompt that fits the window is embedded whole, exactly as sentence-transformers does.
 
@@ -19,7 +19,8 @@ pub struct Window {
 
 impl Window {
     /// The default, 64 tokens: keeps any prompt near the 10 ms budget on two cores, and on
-    /// Dolly's long prompts routes as well as the whole 256 tokens (README, "Performance").
+    /// Dolly's long prompts routes as well as the whole 256 tokens (README, "The forward pass
+    /// and the routing window").
     pub const DEFAULT: Self = Self { head: 48, tail: 16 };
 
     /// The model's whole input: the first 256 tokens, like sentence-transformers.
