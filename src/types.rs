@@ -28,6 +28,14 @@ impl fmt::Display for BucketId {
     }
 }
 
+/// Who spoke a turn of a conversation (system and tool messages are not routing context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
 /// The stable id of one labeled archetype example.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

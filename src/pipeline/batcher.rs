@@ -8,20 +8,19 @@
 //! one. The queue is bounded by admission (a permit rides with each job until it is
 //! answered), so the edge can refuse before it queues.
 //!
-//! The embedding does not depend on the snapshot, so jobs holding different snapshots (a swap
-//! mid-batch) share a forward pass and each decides with its own.
+//! A job is one text to retrieve (embed, then search the job's snapshot): the routed turn of
+//! a request or an earlier turn of its conversation. Deciding is left to the caller. The
+//! embedding does not depend on the snapshot, so jobs holding different snapshots (a swap
+//! mid-batch) share a forward pass and each searches its own.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use super::input::ClassifyInput;
 use super::snapshot::Snapshot;
 use super::stages::{Retrieval, Stages};
 use super::PipelineError;
-use crate::decide::Decision;
 
 /// Most texts in one batch taken off the queue.
 pub const MAX_BATCH: usize = 32;
@@ -31,13 +30,12 @@ pub const MAX_BATCH: usize = 32;
 const GROUP_LENGTH_RATIO: usize = 2;
 const GROUP_SLACK_BYTES: usize = 24;
 
-/// What a job gets back: the decision and its retrieval (for the retrieval cache).
-pub type JobResult = Result<(Decision, Arc<Retrieval>), PipelineError>;
+/// What a job gets back.
+pub type JobResult = Result<Arc<Retrieval>, PipelineError>;
 
 struct Job {
-    input: ClassifyInput,
+    text: String,
     snapshot: Arc<Snapshot>,
-    start: Instant,
     reply: oneshot::Sender<JobResult>,
     /// Held until the job is answered: the queue plus the batch in progress never exceed the
     /// admission limit. Shared by the items of one `/classify/batch`.
@@ -60,19 +58,17 @@ impl Batcher {
         Ok(Self { queue })
     }
 
-    /// Queues one request; the receiver gets its decision. `start` is when the request began.
+    /// Queues one text; the receiver gets its retrieval.
     pub fn submit(
         &self,
         permit: Arc<OwnedSemaphorePermit>,
         snapshot: Arc<Snapshot>,
-        input: ClassifyInput,
-        start: Instant,
+        text: String,
     ) -> Result<Pending, PipelineError> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            input,
+            text,
             snapshot,
-            start,
             reply,
             _permit: permit,
         };
@@ -104,7 +100,7 @@ fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>) {
         // Clients that went away (timeouts, disconnects) cost nothing.
         batch.retain(|job| !job.reply.is_closed());
         ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
-        for group in length_groups(batch, |job| job.input.text.len()) {
+        for group in length_groups(batch, |job| job.text.len()) {
             // A panic in the model must not take the worker (and every later request) down:
             // the group's callers get an error when their reply senders drop.
             let run = std::panic::catch_unwind(AssertUnwindSafe(|| run_group(stages, group)));
@@ -135,17 +131,11 @@ fn length_groups<T>(mut items: Vec<T>, len: impl Fn(&T) -> usize) -> Vec<Vec<T>>
 }
 
 fn run_group(stages: &Stages, group: Vec<Job>) {
-    let texts: Vec<&str> = group.iter().map(|j| j.input.text.as_str()).collect();
+    let texts: Vec<&str> = group.iter().map(|j| j.text.as_str()).collect();
     match stages.embed(&texts) {
         Ok(embedded) => {
             for (job, embedded) in group.into_iter().zip(embedded) {
-                let result = stages
-                    .retrieve(&job.snapshot, embedded)
-                    .and_then(|retrieval| {
-                        let decision =
-                            stages.decide(&job.snapshot, &job.input, &retrieval, job.start)?;
-                        Ok((decision, Arc::new(retrieval)))
-                    });
+                let result = stages.retrieve(&job.snapshot, embedded).map(Arc::new);
                 let _ = job.reply.send(result);
             }
         }

@@ -1,21 +1,12 @@
 //! What one request asks the router to classify, as the edges hand it to the pipeline.
 
-use serde::Serialize;
-
 use crate::decide::RequestContext;
 use crate::embed::Embedded;
+pub use crate::types::Speaker;
 
 /// Earlier turns a request may carry into the pipeline, whatever the length of `messages`:
 /// the policy's `[conversation] max_turns` picks from these, newest first.
 pub const MAX_EARLIER_TURNS: usize = 16;
-
-/// Who spoke an earlier turn of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Speaker {
-    User,
-    Assistant,
-}
 
 /// One turn before the routed one, as context for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,10 @@
 pub mod batcher;
 pub mod bundle;
 pub mod compose;
+mod conversation;
 pub mod indexer;
 mod input;
+mod plan;
 pub mod retrieval_cache;
 mod snapshot;
 mod stages;
@@ -37,10 +39,11 @@ pub use snapshot::{Snapshot, SnapshotError};
 pub use stages::{Retrieval, Stages};
 
 use crate::decide::{DecideError, Decision};
-use crate::embed::{EmbedError, Embedder};
+use crate::embed::{EmbedError, Embedded, Embedder};
 use crate::health::HealthBoard;
 use crate::index::IndexError;
 use batcher::Batcher;
+use plan::Plan;
 use retrieval_cache::RetrievalCache;
 use uncertain::UncertainQueue;
 
@@ -152,21 +155,16 @@ impl Pipeline {
         &self.stages
     }
 
-    /// Serves one request: the cached retrieval when there is one, else `admit` (the edge's
-    /// admission, awaited only on a miss) and the batch worker.
+    /// Serves one request: cached retrievals where there are some, else `admit` (the edge's
+    /// admission, awaited only on a miss) and the batch worker for the rest.
     pub async fn serve<E: From<PipelineError>>(
         &self,
         snapshot: Arc<Snapshot>,
         input: ClassifyInput,
         admit: impl Future<Output = Result<OwnedSemaphorePermit, E>>,
     ) -> Result<Served, E> {
-        let start = Instant::now();
-        let key = self.cache.key(&input.text);
-        if let Some(hit) = self.cached(&snapshot, &input, key.as_deref(), start) {
-            return Ok(hit?);
-        }
-        let permit = Arc::new(admit.await?);
-        Ok(self.run_queued(permit, snapshot, input, key, start).await?)
+        let mut served = self.serve_many(snapshot, vec![input], admit).await?;
+        Ok(served.pop().unwrap_or(Err(PipelineError::WorkerStopped))?)
     }
 
     /// Serves many requests under one admission; each item fails alone.
@@ -177,40 +175,43 @@ impl Pipeline {
         admit: impl Future<Output = Result<OwnedSemaphorePermit, E>>,
     ) -> Result<Vec<Result<Served, PipelineError>>, E> {
         let start = Instant::now();
-        let mut results: Vec<Option<Result<Served, PipelineError>>> = Vec::new();
-        let mut misses = Vec::new();
-        for (i, input) in inputs.into_iter().enumerate() {
-            let key = self.cache.key(&input.text);
-            match self.cached(&snapshot, &input, key.as_deref(), start) {
-                Some(hit) => results.push(Some(hit)),
-                None => {
-                    results.push(None);
-                    misses.push((i, input, key));
-                }
-            }
-        }
-        if !misses.is_empty() {
+        let mut plans: Vec<Plan> = inputs
+            .iter()
+            .map(|input| self.plan(&snapshot, input))
+            .collect();
+        if plans.iter().any(Plan::has_misses) {
             let permit = Arc::new(admit.await?);
             // Every miss is queued before any is awaited, so they share forward passes.
-            let pending: Vec<_> = misses
-                .into_iter()
-                .map(|(i, input, key)| {
+            let mut pending = Vec::new();
+            for (p, plan) in plans.iter().enumerate() {
+                for (t, text) in plan.misses() {
                     let queued = self.batcher.submit(
                         Arc::clone(&permit),
                         Arc::clone(&snapshot),
-                        input,
-                        start,
+                        text.to_owned(),
                     );
-                    (i, key, queued)
-                })
-                .collect();
-            for (i, key, queued) in pending {
-                results[i] = Some(self.finish_queued(&snapshot, key, queued).await);
+                    pending.push((p, t, queued));
+                }
+            }
+            for (p, t, queued) in pending {
+                let retrieved = match queued {
+                    Ok(job) => job.answer().await,
+                    Err(e) => Err(e),
+                };
+                plans[p].fill(t, retrieved, &self.cache, &snapshot);
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(PipelineError::WorkerStopped)))
+        Ok(inputs
+            .iter()
+            .zip(plans)
+            .map(|(input, plan)| {
+                let cache = plan.cache_outcome();
+                let (current, earlier) = plan.into_retrievals()?;
+                let decision = self
+                    .stages
+                    .decide(&snapshot, input, &current, &earlier, start)?;
+                Ok(Served { decision, cache })
+            })
             .collect())
     }
 
@@ -232,76 +233,41 @@ impl Pipeline {
         inputs: &[ClassifyInput],
     ) -> Vec<Result<Decision, PipelineError>> {
         let start = Instant::now();
-        let texts: Vec<&str> = inputs.iter().map(|i| i.text.as_str()).collect();
-        match self.stages.embed(&texts) {
-            Ok(embedded) => inputs
+        let mut plans: Vec<Plan> = inputs.iter().map(|i| self.plan(snapshot, i)).collect();
+        let misses: Vec<(usize, usize, String)> = plans
+            .iter()
+            .enumerate()
+            .flat_map(|(p, plan)| plan.misses().map(move |(t, text)| (p, t, text.to_owned())))
+            .collect();
+        let texts: Vec<&str> = misses.iter().map(|(_, _, text)| text.as_str()).collect();
+        let embedded: Vec<Result<Embedded, PipelineError>> = match self.stages.embed(&texts) {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            // One bad text fails the batched call: embed each alone so only it fails.
+            Err(_) => texts
                 .iter()
-                .zip(embedded)
-                .map(|(input, e)| {
-                    let retrieval = self.stages.retrieve(snapshot, e)?;
-                    self.stages.decide(snapshot, input, &retrieval, start)
-                })
+                .map(|t| self.stages.embed(&[t]).map(|mut one| one.remove(0)))
                 .collect(),
-            Err(_) if inputs.len() > 1 => {
-                inputs.iter().map(|i| self.classify(snapshot, i)).collect()
-            }
-            Err(e) => vec![Err(e)],
-        }
-    }
-
-    /// Decides from the cached retrieval of `key`, if the cache has one for this snapshot.
-    /// Decide is microseconds of work: it runs on the caller's thread.
-    fn cached(
-        &self,
-        snapshot: &Arc<Snapshot>,
-        input: &ClassifyInput,
-        key: Option<&str>,
-        start: Instant,
-    ) -> Option<Result<Served, PipelineError>> {
-        let key = key?;
-        let Some(retrieval) = self.cache.get(key, snapshot) else {
-            ::metrics::counter!(CACHE_MISSES_METRIC).increment(1);
-            return None;
         };
-        ::metrics::counter!(CACHE_HITS_METRIC).increment(1);
-        Some(
-            self.stages
-                .decide(snapshot, input, &retrieval, start)
-                .map(|decision| Served {
-                    decision,
-                    cache: CacheOutcome::Hit,
-                }),
-        )
-    }
-
-    async fn run_queued(
-        &self,
-        permit: Arc<OwnedSemaphorePermit>,
-        snapshot: Arc<Snapshot>,
-        input: ClassifyInput,
-        key: Option<String>,
-        start: Instant,
-    ) -> Result<Served, PipelineError> {
-        let queued = self
-            .batcher
-            .submit(permit, Arc::clone(&snapshot), input, start);
-        self.finish_queued(&snapshot, key, queued).await
-    }
-
-    /// Awaits a queued job and remembers its retrieval.
-    async fn finish_queued(
-        &self,
-        snapshot: &Arc<Snapshot>,
-        key: Option<String>,
-        queued: Result<batcher::Pending, PipelineError>,
-    ) -> Result<Served, PipelineError> {
-        let (decision, retrieval) = queued?.answer().await?;
-        if let Some(key) = key {
-            self.cache.insert(key, snapshot, &retrieval);
+        for ((p, t, _), embedded) in misses.into_iter().zip(embedded) {
+            let retrieved = embedded
+                .and_then(|e| self.stages.retrieve(snapshot, e))
+                .map(Arc::new);
+            plans[p].fill(t, retrieved, &self.cache, snapshot);
         }
-        Ok(Served {
-            decision,
-            cache: CacheOutcome::Miss,
-        })
+        inputs
+            .iter()
+            .zip(plans)
+            .map(|(input, plan)| {
+                let (current, earlier) = plan.into_retrievals()?;
+                self.stages
+                    .decide(snapshot, input, &current, &earlier, start)
+            })
+            .collect()
+    }
+
+    /// What `input` needs retrieved, with what the cache already has.
+    fn plan(&self, snapshot: &Arc<Snapshot>, input: &ClassifyInput) -> Plan {
+        let texts = conversation::texts_to_retrieve(&snapshot.policy, input);
+        Plan::new(texts, &self.cache, snapshot)
     }
 }

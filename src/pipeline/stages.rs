@@ -5,12 +5,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::conversation::TurnPlace;
 use super::input::ClassifyInput;
 use super::snapshot::Snapshot;
 use super::uncertain::{is_uncertain, UncertainQueue};
 use super::PipelineError;
+use crate::decide::conversation::{ContextTurn, ConversationInput};
 use crate::decide::{
-    decide_scored, DecideError, Decision, HealthView, Policy, RequestContext, Routing, Timings,
+    decide, DecideError, DecideInput, Decision, HealthView, Policy, RequestContext, Routing,
+    Timings,
 };
 use crate::embed::{Embedded, Embedder};
 use crate::health::HealthBoard;
@@ -27,6 +30,13 @@ pub struct Retrieval {
     pub embedded: Embedded,
     pub neighbours: Vec<Neighbour>,
     pub search_us: u64,
+}
+
+/// An earlier turn of the conversation, retrieved.
+#[derive(Debug, Clone)]
+pub struct EarlierRetrieval {
+    pub turn: TurnPlace,
+    pub retrieval: Arc<Retrieval>,
 }
 
 /// The parts every classification uses: the embedder (not hot-swapped; a model change is a
@@ -64,30 +74,56 @@ impl Stages {
         })
     }
 
-    /// Scores and decides a retrieved text (fresh or cached) with this request's context and
-    /// the current provider health; `start` is when the request began. Offers the decision
-    /// to the uncertain queue when the router was unsure.
+    /// Scores and decides a retrieved turn (fresh or cached) with the earlier turns of its
+    /// conversation, this request's context and the current provider health; `start` is
+    /// when the request began. Offers the decision to the uncertain queue when the router
+    /// was unsure.
     pub fn decide(
         &self,
         snapshot: &Snapshot,
         input: &ClassifyInput,
-        retrieval: &Retrieval,
+        current: &Retrieval,
+        earlier: &[EarlierRetrieval],
         start: Instant,
     ) -> Result<Decision, PipelineError> {
-        let embedded = &retrieval.embedded;
+        let embedded = &current.embedded;
         let score_start = Instant::now();
         let scoring = &snapshot.bundle.scoring;
         let scorer = snapshot.policy.matching.scorer;
-        let scores = scoring.score(scorer, embedded.embedding.as_slice(), &retrieval.neighbours);
+        let score = |r: &Retrieval| {
+            scoring.score(scorer, r.embedded.embedding.as_slice(), &r.neighbours)
+        };
+        let scores = score(current);
+        let earlier_scores: Vec<Option<BucketScores>> =
+            earlier.iter().map(|e| score(&e.retrieval)).collect();
         let score_us = elapsed_micros(score_start);
+        let conversation = ConversationInput {
+            turns: earlier
+                .iter()
+                .zip(&earlier_scores)
+                .filter_map(|(e, s)| {
+                    Some(ContextTurn {
+                        message_index: e.turn.message_index,
+                        speaker: e.turn.speaker,
+                        distance: e.turn.distance,
+                        scores: s.as_ref()?,
+                        tokens: e.retrieval.embedded.tokens,
+                    })
+                })
+                .collect(),
+            current_tokens: embedded.tokens,
+        };
         let decide_start = Instant::now();
         let mut request = input.context.clone();
         request.prompt_tokens = input.whole_prompt_tokens(embedded);
         let routing = self.route(
             &snapshot.policy,
-            scores.as_ref(),
-            scoring.fitted_threshold(scorer),
-            &request,
+            &Inputs {
+                scores: scores.as_ref(),
+                fitted_threshold: scoring.fitted_threshold(scorer),
+                conversation: (!conversation.turns.is_empty()).then_some(&conversation),
+                request: &request,
+            },
             decide_start,
         )?;
         let decide_us = elapsed_micros(decide_start);
@@ -95,7 +131,7 @@ impl Stages {
             decision_id: ulid::Ulid::new().to_string(),
             request_id: input.request_id.clone(),
             routing,
-            neighbours: retrieval.neighbours.clone(),
+            neighbours: current.neighbours.clone(),
             tokens: embedded.tokens,
             prompt_tokens: request.prompt_tokens,
             truncated: embedded.truncated,
@@ -104,7 +140,7 @@ impl Stages {
             timings_us: Timings {
                 tokenize: embedded.tokenize_us,
                 embed: embedded.forward_us,
-                search: retrieval.search_us,
+                search: current.search_us,
                 score: score_us,
                 decide: decide_us,
                 total: elapsed_micros(start),
@@ -118,17 +154,20 @@ impl Stages {
 
     /// Decides with the current health view; when the decision would be the probe of a
     /// half-open target, claims it, or decides again with the view that shows it taken.
-    fn route(
-        &self,
-        policy: &Policy,
-        scores: Option<&BucketScores>,
-        fitted_threshold: Option<f32>,
-        request: &RequestContext,
-        now: Instant,
-    ) -> Result<Routing, DecideError> {
-        // MERGE: becomes `decide(policy, &DecideInput {..})` with the decide rework.
-        let _ = fitted_threshold;
-        let decide_with = |health: &HealthView| decide_scored(policy, scores, request, health, now);
+    fn route(&self, policy: &Policy, inputs: &Inputs<'_>, now: Instant) -> Result<Routing, DecideError> {
+        let decide_with = |health: &HealthView| {
+            decide(
+                policy,
+                &DecideInput {
+                    scores: inputs.scores,
+                    fitted_threshold: inputs.fitted_threshold,
+                    conversation: inputs.conversation,
+                    request: inputs.request,
+                    health,
+                    now,
+                },
+            )
+        };
         let mut view = self.health.view();
         let mut routing = decide_with(&view)?;
         for _ in 1..PROBE_CLAIM_TRIES {
@@ -142,4 +181,12 @@ impl Stages {
         }
         Ok(routing)
     }
+}
+
+/// What a decision depends on besides the policy, the health view and the clock.
+struct Inputs<'a> {
+    scores: Option<&'a BucketScores>,
+    fitted_threshold: Option<f32>,
+    conversation: Option<&'a ConversationInput<'a>>,
+    request: &'a RequestContext,
 }
