@@ -11,9 +11,10 @@
 //! ```
 //!
 //! Data flows one way: `types` ← stages (`embed`, `scoring`, `index`, `decide`) ← composers
-//! (`archetypes`, `indexer`, `pipeline`, `eval`, `health`, `uncertain`) ← `live` ← edges
-//! (`serve`, `cli`). A stage never imports another stage, with one exception: the index
-//! bundle carries the scoring model fitted on its examples, so `index` builds on `scoring`.
+//! (`archetypes`, `indexer`, `pipeline`, `eval`, `uncertain`) ← `live` ← edges (`serve`,
+//! `cli`). A stage never imports another stage, with one exception: the index bundle carries
+//! the scoring model fitted on its examples, so `index` builds on `scoring`. The live state's
+//! health board (`live::HealthBoard`) imports only `decide`, so the pipeline reads it too.
 
 pub mod types;
 
@@ -24,7 +25,6 @@ pub mod scoring;
 
 pub mod archetypes;
 pub mod eval;
-pub mod health;
 pub mod indexer;
 pub mod pipeline;
 pub mod store;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::decide::{
-    decide_scored, DecideError, Decision, Policy, RequestContext, Routing, Timings,
+    decide, DecideError, DecideInput, Decision, Policy, RequestContext, Routing, Timings,
 };
 use crate::embed::{EmbedError, Embedded, Embedder};
-use crate::health::HealthBoard;
 use crate::index::{IndexError, LoadedIndex};
+use crate::live::HealthBoard;
 use crate::types::{elapsed_micros, BucketId, BucketScores, Neighbour};
 use crate::uncertain::{is_uncertain, UncertainQueue};
 
@@ -217,12 +217,23 @@ impl Pipeline {
         let decide_start = Instant::now();
         let mut request = input.context.clone();
         request.prompt_tokens = whole_prompt_tokens(embedded, input);
-        let scores = snapshot.index.scoring().score(
+        let scoring = snapshot.index.scoring();
+        let scores = scoring.score(
             snapshot.policy.matching.scorer,
             embedded.embedding.as_slice(),
             &semantic.neighbours,
         );
-        let routing = self.route(&snapshot.policy, scores.as_ref(), &request, decide_start)?;
+        // Fitted for the scorer that served (a head-less index falls back to the kNN vote).
+        let fitted_threshold = scores
+            .as_ref()
+            .and_then(|s| scoring.calibration().threshold(s.scorer));
+        let routing = self.route(
+            &snapshot.policy,
+            scores.as_ref(),
+            fitted_threshold,
+            &request,
+            decide_start,
+        )?;
         let decide_us = elapsed_micros(decide_start);
         let decision = Decision {
             decision_id: ulid::Ulid::new().to_string(),
@@ -266,16 +277,25 @@ impl Pipeline {
         &self,
         policy: &Policy,
         scores: Option<&BucketScores>,
+        fitted_threshold: Option<f32>,
         request: &RequestContext,
         now: Instant,
     ) -> Result<Routing, DecideError> {
-        let mut view = self.health.view();
-        let mut routing = decide_scored(policy, scores, request, &view, now)?;
+        let decide_with = |health: &_| {
+            let input = DecideInput {
+                scores,
+                fitted_threshold,
+                request,
+                health,
+                now,
+            };
+            decide(policy, &input)
+        };
+        let mut routing = decide_with(&self.health.view())?;
         for _ in 1..PROBE_CLAIM_TRIES {
             match &routing.probe {
                 Some(target) if !self.health.claim_probe(target, &policy.health, now) => {
-                    view = self.health.view();
-                    routing = decide_scored(policy, scores, request, &view, now)?;
+                    routing = decide_with(&self.health.view())?;
                 }
                 Some(_) | None => break,
             }

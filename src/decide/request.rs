@@ -1,4 +1,4 @@
-//! What `decide` knows about the request besides its neighbours: size, who asks, how urgent,
+//! What `decide` knows about the request besides its bucket scores: size, who asks, how urgent,
 //! what the answer needs. Built by the edges (HTTP wire types, CLI) and the pipeline, which
 //! fills in the token count; `decide` only reads it.
 
