@@ -132,16 +132,6 @@ pub enum Phase {
     HalfOpen,
 }
 
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::Open => "open",
-            Self::HalfOpen => "half_open",
-        }
-    }
-}
-
 impl BreakerState {
     pub fn phase(self) -> Phase {
         match self {
@@ -347,14 +337,6 @@ pub struct HealthView {
 impl HealthView {
     pub fn new(targets: BTreeMap<String, TargetHealth>) -> Self {
         Self { targets }
-    }
-
-    pub fn get(&self, target: &str) -> Option<&TargetHealth> {
-        self.targets.get(target)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &TargetHealth)> {
-        self.targets.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     pub fn availability(&self, target: &str, now: Instant) -> Availability {

@@ -18,16 +18,6 @@ pub enum Priority {
     High,
 }
 
-impl Priority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Normal => "normal",
-            Self::High => "high",
-        }
-    }
-}
-
 /// The request as the rules see it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestContext {
