@@ -5,6 +5,8 @@
 //! scope: they are right when the router abstains, they do not count in in-scope accuracy,
 //! and they give the out-of-scope AUROC and recall.
 
+pub mod conversations;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 

@@ -23,7 +23,6 @@ pub mod embed;
 pub mod index;
 pub mod scoring;
 
-pub mod health;
 pub mod store;
 
 pub mod pipeline;

@@ -196,10 +196,6 @@ pub struct BucketScores {
     /// Neighbours in the winning bucket, and neighbours considered.
     pub agreeing: usize,
     pub considered: usize,
-    /// The abstain threshold fitted for this scorer on the index's examples, if any (what a
-    /// policy's `min_confidence = "fitted"` means).
-    #[serde(skip)]
-    pub fitted_threshold: Option<f32>,
 }
 
 impl BucketScores {

@@ -1,47 +1,21 @@
-//! Scoring (every scorer, shipped archetypes), then vote + thresholds + side rules + health
-//! for ten real neighbours: a plain request, and one that fires rules (free tier, high
-//! priority, an image) with an open target in its bucket.
+//! Scoring (every scorer, shipped archetypes), then `decide` (thresholds + side rules +
+//! health) on the policy's scorer's real scores for one prompt: a plain request, and one that
+//! fires rules (free tier, high priority, an image) with an open target in its bucket.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
 use semantic_router::decide::{
-    decide, HealthView, Outcome, OutcomeReport, Policy, Priority, RequestContext,
+    decide, DecideInput, HealthView, OutcomeReport, Policy, Priority, ReportedOutcome,
+    RequestContext,
 };
 use semantic_router::embed::Embedder;
-use semantic_router::health::HealthBoard;
-use semantic_router::types::{ArchetypeId, BucketId, Neighbour};
+use semantic_router::live::HealthBoard;
+use semantic_router::types::ScorerKind;
 
 fn bench_decide(c: &mut Criterion) {
     let policy = Policy::load(&super::repo().join("archetypes/policy.toml")).expect("policy");
-    let buckets = [
-        "code",
-        "code",
-        "code",
-        "math_reasoning",
-        "code",
-        "open_qa",
-        "code",
-        "code",
-        "extraction",
-        "code",
-    ];
-    let neighbours: Vec<Neighbour> = buckets
-        .iter()
-        .enumerate()
-        .map(|(i, b)| Neighbour {
-            id: ArchetypeId::new(&format!("{b}-{i}")),
-            bucket: BucketId::new(b),
-            similarity: 0.8 - i as f32 * 0.02,
-        })
-        .collect();
-    let now = Instant::now();
-    let plain = RequestContext {
-        prompt_tokens: 60,
-        ..RequestContext::default()
-    };
-    let healthy = HealthView::default();
     // Scoring the shipped archetypes' buckets for a real prompt, every scorer.
     let index = super::shipped_index();
     let query = super::embedder()
@@ -49,15 +23,35 @@ fn bench_decide(c: &mut Criterion) {
         .expect("embeds")
         .embedding;
     let real = index.neighbours(&query, 10).expect("searches");
-    let mut scoring = c.benchmark_group("score (shipped archetypes)");
-    for kind in semantic_router::types::ScorerKind::ALL {
-        scoring.bench_function(kind.name(), |b| {
-            b.iter(|| index.scoring.score(kind, query.as_slice(), &real))
+    let scoring = &index.scoring;
+    let mut group = c.benchmark_group("score (shipped archetypes)");
+    for kind in ScorerKind::ALL {
+        group.bench_function(kind.name(), |b| {
+            b.iter(|| scoring.score(kind, query.as_slice(), &real))
         });
     }
-    scoring.finish();
-    c.bench_function("decide (vote + policy)", |b| {
-        b.iter(|| decide(&policy, &neighbours, &plain, &healthy, now).expect("decides"))
+    group.finish();
+
+    // What the pipeline hands `decide`: the policy's scorer's scores and its fitted threshold.
+    let scores = scoring
+        .score(policy.matching.scorer, query.as_slice(), &real)
+        .expect("the shipped index has buckets");
+    let now = Instant::now();
+    let plain = RequestContext {
+        prompt_tokens: 60,
+        ..RequestContext::default()
+    };
+    let healthy = HealthView::default();
+    let input = DecideInput {
+        conversation: None,
+        scores: Some(&scores),
+        fitted_threshold: scoring.calibration().threshold(scores.scorer),
+        request: &plain,
+        health: &healthy,
+        now,
+    };
+    c.bench_function("decide (scores + policy)", |b| {
+        b.iter(|| decide(&policy, &input).expect("decides"))
     });
 
     let busy = RequestContext {
@@ -73,14 +67,20 @@ fn bench_decide(c: &mut Criterion) {
     for _ in 0..policy.health.consecutive_failures_to_open {
         board.record(
             "mid-a",
-            &OutcomeReport::new(Outcome::RateLimited),
+            &OutcomeReport::new(ReportedOutcome::RateLimited),
             &policy.health,
             now,
         );
     }
     let degraded = board.view();
+    let input = DecideInput {
+        conversation: None,
+        request: &busy,
+        health: &degraded,
+        ..input
+    };
     c.bench_function("decide (rules fire, one target open)", |b| {
-        b.iter(|| decide(&policy, &neighbours, &busy, &degraded, now).expect("decides"))
+        b.iter(|| decide(&policy, &input).expect("decides"))
     });
 }
 

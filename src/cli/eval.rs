@@ -1,4 +1,5 @@
-//! `router eval --train FILE (--test FILE | --cv K) [--compare] [--json]`.
+//! `router eval --train FILE (--test FILE | --cv K) [--compare] [--json]`, or
+//! `router eval --conversations FILE` (see `eval_conversations`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,12 +22,23 @@ const TOP_CONFUSIONS: usize = 15;
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Labeled JSONL to build the index from ({"text", "bucket" or "label"}).
-    #[arg(long)]
-    pub train: PathBuf,
+    #[arg(long, required_unless_present = "conversations")]
+    pub train: Option<PathBuf>,
     /// Labeled JSONL to classify; labels not in --train are out of scope (right when the
-    /// router abstains). Required unless --cv is given.
-    #[arg(long, required_unless_present = "cv")]
+    /// router abstains). Required unless --cv or --conversations is given.
+    #[arg(long, required_unless_present_any = ["cv", "conversations"])]
     pub test: Option<PathBuf>,
+    /// Route every user turn of these dialogues with its history (MT-Bench-101's
+    /// {"task", "history": [{"user", "bot"}]} or {"messages": [...], "label"?}) through the
+    /// shipped policy and archetypes, and report follow-ups kept in the first turn's bucket
+    /// and sent to a cheaper tier, per task.
+    #[arg(long, conflicts_with_all = ["train", "test", "cv"])]
+    pub conversations: Option<PathBuf>,
+    /// With --conversations: tasks left out of the overall figures (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "TS")]
+    pub exclude_tasks: Vec<String>,
+    #[command(flatten)]
+    pub state: super::args::StateArgs,
     /// K-fold cross-validation on --train instead of a test file.
     #[arg(long, conflicts_with = "test")]
     pub cv: Option<usize>,
@@ -57,7 +69,14 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    let train = read_labeled_rows(&args.train, &args.train_where)?;
+    if let Some(path) = &args.conversations {
+        return super::eval_conversations::run(args, path);
+    }
+    let train_path = args
+        .train
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--train is required"))?;
+    let train = read_labeled_rows(train_path, &args.train_where)?;
     let test = match &args.test {
         Some(path) => Some(read_labeled_rows(path, &args.test_where)?),
         None => None,

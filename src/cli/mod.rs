@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod bench_index;
 mod eval;
+mod eval_conversations;
 mod fit;
 mod model;
 mod stdin_jsonl;

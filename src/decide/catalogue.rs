@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::FieldError;
+
 /// How capable (and expensive) a target is. Ordered: `small < mid < frontier`, so a rule can
 /// cap the tier of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -102,14 +104,13 @@ pub(super) struct RawTarget {
     typical_latency_ms: Option<u32>,
 }
 
-/// Validates one target; errors are `(field, message)` relative to `targets.NAME`.
-pub(super) fn validate_target(name: &str, t: &RawTarget) -> Result<Arc<Target>, (String, String)> {
-    let err = |field: &str, message: String| (field.to_owned(), message);
+/// Validates one target; error paths are relative to `targets.NAME`.
+pub(super) fn validate_target(name: &str, t: &RawTarget) -> Result<Arc<Target>, FieldError> {
     if t.provider.trim().is_empty() {
-        return Err(err("provider", "must not be empty".into()));
+        return Err(FieldError::new("provider", "must not be empty"));
     }
     if !t.allow_alias && !looks_dated(&t.model) {
-        return Err(err(
+        return Err(FieldError::new(
             "model",
             format!("`{}` is not a dated snapshot (e.g. `...-2025-08-07` or `...@20250929`); pin one, or set allow_alias = true to accept a moving alias", t.model),
         ));
@@ -117,38 +118,51 @@ pub(super) fn validate_target(name: &str, t: &RawTarget) -> Result<Arc<Target>, 
     let mut capabilities = BTreeSet::new();
     for (i, c) in t.capabilities.iter().enumerate() {
         if !is_capability_name(c) {
-            return Err(err(
-                &format!("capabilities[{i}]"),
+            return Err(FieldError::new(
+                format!("capabilities[{i}]"),
                 format!("`{c}` is not a capability name (lowercase letters, digits and `_`, e.g. `json_mode`)"),
             ));
         }
         if !capabilities.insert(c.clone()) {
-            return Err(err(
-                &format!("capabilities[{i}]"),
+            return Err(FieldError::new(
+                format!("capabilities[{i}]"),
                 format!("`{c}` is listed twice"),
             ));
         }
     }
     if t.context_window == 0 {
-        return Err(err("context_window", "must be greater than 0".into()));
+        return Err(FieldError::new("context_window", "must be greater than 0"));
     }
     for (field, price) in [
         ("price_in_per_mtok", t.price_in_per_mtok),
         ("price_out_per_mtok", t.price_out_per_mtok),
     ] {
         if !price.is_finite() || price < 0.0 {
-            return Err(err(field, format!("{price} is not a price ≥ 0")));
+            return Err(FieldError::new(
+                field,
+                format!("{price} is not a price ≥ 0"),
+            ));
         }
     }
     let latency = match (t.latency_rank, t.typical_latency_ms) {
         (Some(_), Some(_)) => {
-            return Err(err(
+            return Err(FieldError::new(
                 "latency_rank",
-                "give latency_rank or typical_latency_ms, not both".into(),
+                "give latency_rank or typical_latency_ms, not both",
             ))
         }
-        (Some(0), None) => return Err(err("latency_rank", "ranks start at 1 (fastest)".into())),
-        (None, Some(0)) => return Err(err("typical_latency_ms", "must be greater than 0".into())),
+        (Some(0), None) => {
+            return Err(FieldError::new(
+                "latency_rank",
+                "ranks start at 1 (fastest)",
+            ))
+        }
+        (None, Some(0)) => {
+            return Err(FieldError::new(
+                "typical_latency_ms",
+                "must be greater than 0",
+            ))
+        }
         (Some(r), None) => Some(Latency::Rank(r)),
         (None, Some(ms)) => Some(Latency::TypicalMs(ms)),
         (None, None) => None,

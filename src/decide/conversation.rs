@@ -66,7 +66,11 @@ impl ConversationPolicy {
         unit("turn_decay", self.turn_decay, &mut problems);
         unit("assistant_weight", self.assistant_weight, &mut problems);
         unit("current_weight", self.current_weight, &mut problems);
-        unit("new_task_confidence", self.new_task_confidence, &mut problems);
+        unit(
+            "new_task_confidence",
+            self.new_task_confidence,
+            &mut problems,
+        );
         if self.max_turns > 64 {
             problems.push(format!(
                 "conversation.max_turns must be at most 64, not {}",
@@ -182,9 +186,13 @@ pub fn blend(
         });
     }
     let cw = settings.current_weight;
-    let mut ranked = weighted_mean([(current, cw)].into_iter().chain(
-        window.iter().map(|(t, w)| (t.scores, (1.0 - cw) * w / total)),
-    ));
+    let mut ranked = weighted_mean(
+        [(current, cw)].into_iter().chain(
+            window
+                .iter()
+                .map(|(t, w)| (t.scores, (1.0 - cw) * w / total)),
+        ),
+    );
     ranked.truncate(current.ranked.len().max(1));
     let context_confidence: f32 = window
         .iter()
@@ -206,7 +214,6 @@ pub fn blend(
             0
         },
         considered: current.considered,
-        fitted_threshold: current.fitted_threshold,
         ranked,
     };
     // The most capable tier a user turn of the window needed, the task's when tied.

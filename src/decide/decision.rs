@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::canary::CanaryApplied;
 use super::catalogue::Target;
+use super::conversation::ConversationReport;
 use super::policy::Escalation;
 use crate::types::{BucketId, BucketScore, Neighbour, ScorerKind};
 
@@ -47,6 +48,9 @@ pub struct Routing {
     /// claims the probe (`HealthBoard::claim_probe`) or decides again with a fresh view.
     #[serde(skip)]
     pub probe: Option<String>,
+    /// How the earlier turns of a conversation shaped the decision (absent for a prompt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationReport>,
 }
 
 /// Microseconds spent per stage of one decision.

@@ -1,4 +1,4 @@
-//! What `decide` knows about the request besides its neighbours: size, who asks, how urgent,
+//! What `decide` knows about the request besides its bucket scores: size, who asks, how urgent,
 //! what the answer needs. Built by the edges (HTTP wire types, CLI) and the pipeline, which
 //! fills in the token count; `decide` only reads it.
 
@@ -16,16 +16,6 @@ pub enum Priority {
     #[default]
     Normal,
     High,
-}
-
-impl Priority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Normal => "normal",
-            Self::High => "high",
-        }
-    }
 }
 
 /// The request as the rules see it.

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::catalogue::Tier;
+use super::error::FieldError;
 use super::request::{Priority, RequestContext};
 use crate::types::BucketId;
 
@@ -123,21 +124,18 @@ pub(super) struct Names<'a> {
     pub has_latency: bool,
 }
 
-/// Validates the rules in order; errors are `(path, message)` with paths like `rules[2].then`.
-pub(super) fn validate_rules(
-    raw: &[RawRule],
-    names: &Names,
-) -> Result<Vec<Rule>, (String, String)> {
+/// Validates the rules in order; error paths are whole (`rules[2].then`).
+pub(super) fn validate_rules(raw: &[RawRule], names: &Names) -> Result<Vec<Rule>, FieldError> {
     let mut seen = BTreeSet::new();
     raw.iter()
         .enumerate()
         .map(|(i, r)| {
             let path = format!("rules[{i}]");
             if r.name.trim().is_empty() {
-                return Err((format!("{path}.name"), "must not be empty".into()));
+                return Err(FieldError::new(format!("{path}.name"), "must not be empty"));
             }
             if !seen.insert(r.name.as_str()) {
-                return Err((
+                return Err(FieldError::new(
                     format!("{path}.name"),
                     format!(
                         "`{}` names an earlier rule too; rule names must be unique",
@@ -159,9 +157,12 @@ fn capability_set(
     list: &[String],
     names: &Names,
     path: &str,
-) -> Result<BTreeSet<String>, (String, String)> {
+) -> Result<BTreeSet<String>, FieldError> {
     if list.is_empty() {
-        return Err((path.to_owned(), "must name at least one capability".into()));
+        return Err(FieldError::new(
+            path.to_owned(),
+            "must name at least one capability",
+        ));
     }
     list.iter()
         .enumerate()
@@ -170,7 +171,7 @@ fn capability_set(
                 Ok(c.clone())
             } else {
                 let known: Vec<&str> = names.capabilities.iter().copied().collect();
-                Err((
+                Err(FieldError::new(
                     format!("{path}[{j}]"),
                     format!(
                         "no target declares capability `{c}` (declared: {})",
@@ -182,7 +183,7 @@ fn capability_set(
         .collect()
 }
 
-fn validate_when(raw: &RawWhen, names: &Names, path: &str) -> Result<When, (String, String)> {
+fn validate_when(raw: &RawWhen, names: &Names, path: &str) -> Result<When, FieldError> {
     let given = raw.prompt_tokens_above.is_some()
         || raw.prompt_tokens_below.is_some()
         || raw.tier.is_some()
@@ -190,14 +191,14 @@ fn validate_when(raw: &RawWhen, names: &Names, path: &str) -> Result<When, (Stri
         || raw.capabilities.is_some()
         || raw.metadata.is_some();
     if !given {
-        return Err((
+        return Err(FieldError::new(
             path.to_owned(),
-            "has no condition; a rule for every request belongs in the buckets themselves".into(),
+            "has no condition; a rule for every request belongs in the buckets themselves",
         ));
     }
     if let (Some(above), Some(below)) = (raw.prompt_tokens_above, raw.prompt_tokens_below) {
         if above.saturating_add(1) >= below {
-            return Err((
+            return Err(FieldError::new(
                 path.to_owned(),
                 format!("no prompt is above {above} and below {below} tokens; the rule would never fire"),
             ));
@@ -206,14 +207,17 @@ fn validate_when(raw: &RawWhen, names: &Names, path: &str) -> Result<When, (Stri
     let tier = match &raw.tier {
         None => None,
         Some(list) if list.is_empty() => {
-            return Err((format!("{path}.tier"), "must name at least one tier".into()))
+            return Err(FieldError::new(
+                format!("{path}.tier"),
+                "must name at least one tier",
+            ))
         }
         Some(list) => {
             for (j, t) in list.iter().enumerate() {
                 if let Some(known) = names.tenant_tiers {
                     if !known.contains(t) {
                         let known: Vec<&str> = known.iter().map(String::as_str).collect();
-                        return Err((
+                        return Err(FieldError::new(
                             format!("{path}.tier[{j}]"),
                             format!("`{t}` is not in tenant_tiers ({})", known.join(", ")),
                         ));
@@ -229,7 +233,10 @@ fn validate_when(raw: &RawWhen, names: &Names, path: &str) -> Result<When, (Stri
     };
     let metadata = raw.metadata.clone().unwrap_or_default();
     if let Some(key) = metadata.keys().find(|k| k.trim().is_empty()) {
-        return Err((format!("{path}.metadata"), format!("key `{key}` is empty")));
+        return Err(FieldError::new(
+            format!("{path}.metadata"),
+            format!("key `{key}` is empty"),
+        ));
     }
     Ok(When {
         prompt_tokens_above: raw.prompt_tokens_above,
@@ -241,15 +248,15 @@ fn validate_when(raw: &RawWhen, names: &Names, path: &str) -> Result<When, (Stri
     })
 }
 
-fn validate_then(raw: &RawThen, names: &Names, path: &str) -> Result<Then, (String, String)> {
+fn validate_then(raw: &RawThen, names: &Names, path: &str) -> Result<Then, FieldError> {
     if raw.force_bucket.is_none()
         && raw.cap_tier.is_none()
         && raw.require_capabilities.is_none()
         && raw.prefer.is_none()
     {
-        return Err((
+        return Err(FieldError::new(
             path.to_owned(),
-            "has no action (force_bucket, cap_tier, require_capabilities or prefer)".into(),
+            "has no action (force_bucket, cap_tier, require_capabilities or prefer)",
         ));
     }
     let force_bucket = match &raw.force_bucket {
@@ -257,7 +264,7 @@ fn validate_then(raw: &RawThen, names: &Names, path: &str) -> Result<Then, (Stri
         Some(b) if names.buckets.contains(b.as_str()) => Some(BucketId::new(b)),
         Some(b) => {
             let known: Vec<&str> = names.buckets.iter().copied().collect();
-            return Err((
+            return Err(FieldError::new(
                 format!("{path}.force_bucket"),
                 format!("unknown bucket `{b}` (buckets: {})", known.join(", ")),
             ));
@@ -268,9 +275,9 @@ fn validate_then(raw: &RawThen, names: &Names, path: &str) -> Result<Then, (Stri
         Some(list) => capability_set(list, names, &format!("{path}.require_capabilities"))?,
     };
     if raw.prefer.is_some() && !names.has_latency {
-        return Err((
+        return Err(FieldError::new(
             format!("{path}.prefer"),
-            "no target declares latency_rank or typical_latency_ms, so there is no fastest".into(),
+            "no target declares latency_rank or typical_latency_ms, so there is no fastest",
         ));
     }
     Ok(Then {

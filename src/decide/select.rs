@@ -1,4 +1,4 @@
-//! From the voted bucket to the request's targets: side rules (force a bucket, cap the tier,
+//! From the semantic bucket to the request's targets: side rules (force a bucket, cap the tier,
 //! require capabilities, prefer the fastest), the request's own needs (capabilities, context
 //! window), the canary split, then provider health. Each step that changes anything says so
 //! in the reasons; a request nothing can serve is an error, never a silent pick.
@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::canary::{in_share, CanaryApplied};
+use super::breaker::{Availability, HealthView, WhenAllOpen};
+use super::canary::{in_share, CanaryApplied, CanarySpec};
 use super::catalogue::Target;
-use super::health::{Availability, HealthView, WhenAllOpen};
+use super::error::DecideError;
 use super::policy::{Policy, MAX_TARGETS};
 use super::request::RequestContext;
 use super::rules::{Prefer, Rule};
-use super::DecideError;
 use crate::types::BucketId;
 
 /// The targets chosen for one request, primary first.
@@ -40,7 +40,7 @@ fn join(set: &std::collections::BTreeSet<String>) -> String {
 }
 
 /// Why a target cannot serve this request regardless of health, or `None` when it can.
-/// The same checks, in the same order, as the filters in [`select`].
+/// The same checks, in the same order, as [`drop_unfit`] and [`apply_rule`].
 fn ineligible(target: &Target, request: &RequestContext, fired: &[&Rule]) -> Option<String> {
     if !request.capabilities.is_subset(&target.capabilities) {
         return Some(format!("lacks {}", join(&request.capabilities)));
@@ -78,9 +78,11 @@ fn dropped_clause(dropped: &[Arc<Target>]) -> String {
     }
 }
 
+/// The targets of `semantic` (or of the bucket a rule forces) that can serve `request` at
+/// `now`, primary first. Every step that changes anything adds to `reasons`.
 pub(super) fn select(
     policy: &Policy,
-    voted: BucketId,
+    semantic: BucketId,
     request: &RequestContext,
     health: &HealthView,
     now: Instant,
@@ -91,21 +93,82 @@ pub(super) fn select(
         .iter()
         .filter(|r| r.when.matches(request))
         .collect();
-    let forced = fired
-        .iter()
-        .find_map(|r| r.then.force_bucket.as_ref().map(|b| (b, r.name.as_str())));
-    let bucket = forced.map_or(voted.clone(), |(b, _)| b.clone());
+    let forced = fired.iter().find_map(|r| {
+        r.then.force_bucket.as_ref().map(|b| Forced {
+            bucket: b,
+            by: &r.name,
+        })
+    });
+    let bucket = forced.map_or_else(|| semantic.clone(), |f| f.bucket.clone());
     let bucket_policy = policy
         .bucket(&bucket)
-        .ok_or_else(|| DecideError::UnknownBucket(bucket.clone()))?;
+        .ok_or_else(|| DecideError::UnknownBucket {
+            bucket: bucket.clone(),
+        })?;
     let mut targets: Vec<Arc<Target>> = bucket_policy.targets.clone();
     // Why targets were dropped, for the error when none is left.
     let mut why: Vec<String> = Vec::new();
-
-    if !request.capabilities.is_empty() {
-        let dropped = retain(&mut targets, |t| {
-            request.capabilities.is_subset(&t.capabilities)
+    drop_unfit(&mut targets, request, reasons, &mut why);
+    for rule in &fired {
+        let said = apply_rule(rule, forced, &semantic, &mut targets, &mut why);
+        reasons.push(format!("rule {}: {said}", rule.name));
+    }
+    if targets.is_empty() {
+        return Err(DecideError::NoEligibleTarget {
+            bucket,
+            why: why.join("; "),
         });
+    }
+    let canary = bucket_policy
+        .canary
+        .as_ref()
+        .and_then(|spec| apply_canary(spec, &bucket, request, &fired, &mut targets, reasons));
+    let when_all_open = policy.health.when_all_open;
+    let targets = by_health(targets, &bucket, when_all_open, health, now, reasons)?;
+    let probe = (health.availability(&targets[0].name, now) == Availability::Probe).then(|| {
+        reasons.push(format!(
+            "health: {} is half-open; this request is its probe",
+            targets[0].name
+        ));
+        targets[0].name.clone()
+    });
+    let shadow = bucket_policy.shadow.as_ref().and_then(|s| {
+        if health.availability(&s.name, now).usable() {
+            reasons.push(format!("shadow: mirror to {} for evaluation", s.name));
+            Some(Arc::clone(s))
+        } else {
+            reasons.push(format!("shadow: {} is cooling down; not mirrored", s.name));
+            None
+        }
+    });
+    debug_assert!(targets.len() <= MAX_TARGETS);
+    Ok(Selected {
+        bucket,
+        targets,
+        canary,
+        shadow,
+        probe,
+    })
+}
+
+/// The first fired rule that forces a bucket: it wins over the semantic match and over later
+/// rules.
+#[derive(Clone, Copy)]
+struct Forced<'a> {
+    bucket: &'a BucketId,
+    by: &'a str,
+}
+
+/// Drops the targets that lack what the request needs: its capabilities, then a context
+/// window that holds the prompt.
+fn drop_unfit(
+    targets: &mut Vec<Arc<Target>>,
+    request: &RequestContext,
+    reasons: &mut Vec<String>,
+    why: &mut Vec<String>,
+) {
+    if !request.capabilities.is_empty() {
+        let dropped = retain(targets, |t| request.capabilities.is_subset(&t.capabilities));
         if !dropped.is_empty() {
             let clause = format!(
                 "request needs {}; {}",
@@ -117,7 +180,7 @@ pub(super) fn select(
         }
     }
     let tokens = request.prompt_tokens;
-    let dropped = retain(&mut targets, |t| t.context_window as u128 >= tokens as u128);
+    let dropped = retain(targets, |t| t.context_window as u128 >= tokens as u128);
     if !dropped.is_empty() {
         let clause = format!(
             "prompt of {tokens} tokens exceeds the context window of {}",
@@ -126,99 +189,122 @@ pub(super) fn select(
         reasons.push(format!("context: {clause}"));
         why.push(clause);
     }
+}
 
-    for rule in &fired {
-        let then = &rule.then;
-        let mut parts: Vec<String> = Vec::with_capacity(2);
-        if let Some(b) = &then.force_bucket {
-            match forced {
-                Some((_, by)) if by == rule.name => {
-                    parts.push(format!("forced bucket {b} (semantic match was {voted})"));
-                }
-                Some((first, by)) => parts.push(format!(
-                    "bucket {b} not forced: rule {by} already forced {first}"
-                )),
-                None => {}
+/// Applies one fired rule's actions in order (force, cap the tier, require capabilities,
+/// prefer); returns what the rule did, for its reason.
+fn apply_rule(
+    rule: &Rule,
+    forced: Option<Forced<'_>>,
+    semantic: &BucketId,
+    targets: &mut Vec<Arc<Target>>,
+    why: &mut Vec<String>,
+) -> String {
+    let then = &rule.then;
+    let mut parts: Vec<String> = Vec::with_capacity(2);
+    if let Some(b) = &then.force_bucket {
+        match forced {
+            Some(f) if f.by == rule.name => {
+                parts.push(format!("forced bucket {b} (semantic match was {semantic})"));
             }
+            Some(f) => parts.push(format!(
+                "bucket {b} not forced: rule {} already forced {}",
+                f.by, f.bucket
+            )),
+            None => {}
         }
-        if let Some(cap) = then.cap_tier {
-            let dropped = retain(&mut targets, |t| t.tier <= cap);
-            let clause = format!(
-                "capped tier at {}, {}",
-                cap.as_str(),
-                dropped_clause(&dropped)
-            );
-            if !dropped.is_empty() {
-                why.push(format!("rule {} {clause}", rule.name));
-            }
-            parts.push(clause);
-        }
-        if !then.require_capabilities.is_empty() {
-            let dropped = retain(&mut targets, |t| {
-                then.require_capabilities.is_subset(&t.capabilities)
-            });
-            let clause = format!(
-                "required {}, {}",
-                join(&then.require_capabilities),
-                dropped_clause(&dropped)
-            );
-            if !dropped.is_empty() {
-                why.push(format!("rule {} {clause}", rule.name));
-            }
-            parts.push(clause);
-        }
-        if let Some(prefer) = then.prefer {
-            match prefer {
-                Prefer::Fastest => {
-                    // Stable: equally fast targets (and those without a latency, last) keep
-                    // the policy's order.
-                    targets.sort_by_key(|t| t.latency.map_or(u32::MAX, |l| l.key()));
-                    parts.push(format!("preferred fastest: {}", names(&targets)));
-                }
-            }
-        }
-        reasons.push(format!("rule {}: {}", rule.name, parts.join("; ")));
     }
-
-    if targets.is_empty() {
-        return Err(DecideError::NoEligibleTarget {
-            bucket,
-            why: why.join("; "),
+    if let Some(cap) = then.cap_tier {
+        let dropped = retain(targets, |t| t.tier <= cap);
+        let clause = format!(
+            "capped tier at {}, {}",
+            cap.as_str(),
+            dropped_clause(&dropped)
+        );
+        if !dropped.is_empty() {
+            why.push(format!("rule {} {clause}", rule.name));
+        }
+        parts.push(clause);
+    }
+    if !then.require_capabilities.is_empty() {
+        let dropped = retain(targets, |t| {
+            then.require_capabilities.is_subset(&t.capabilities)
         });
+        let clause = format!(
+            "required {}, {}",
+            join(&then.require_capabilities),
+            dropped_clause(&dropped)
+        );
+        if !dropped.is_empty() {
+            why.push(format!("rule {} {clause}", rule.name));
+        }
+        parts.push(clause);
     }
-
-    let mut canary = None;
-    if let Some(spec) = &bucket_policy.canary {
-        let share = format!("{}% share of {bucket}", spec.percent);
-        match &request.routing_key {
-            None => reasons.push(format!("canary: no routing key, so not in the {share}")),
-            Some(key) if !in_share(bucket.as_str(), key, spec.percent) => {
-                reasons.push(format!("canary: routing key outside the {share}"));
+    if let Some(prefer) = then.prefer {
+        match prefer {
+            Prefer::Fastest => {
+                // Stable: equally fast targets (and those without a latency, last) keep the
+                // policy's order.
+                targets.sort_by_key(|t| t.latency.map_or(u32::MAX, |l| l.key()));
+                parts.push(format!("preferred fastest: {}", names(targets)));
             }
-            Some(_) => match ineligible(&spec.target, request, &fired) {
-                Some(problem) => reasons.push(format!(
-                    "canary: routing key in the {share}, but {} {problem}; not applied",
-                    spec.target.name
-                )),
-                None => {
-                    targets.retain(|t| t.name != spec.target.name);
-                    targets.insert(0, Arc::clone(&spec.target));
-                    targets.truncate(MAX_TARGETS);
-                    reasons.push(format!(
-                        "canary: routing key in the {share}; {} is primary, then {}",
-                        spec.target.name,
-                        names(&targets[1..])
-                    ));
-                    canary = Some(CanaryApplied {
-                        target: spec.target.name.clone(),
-                        percent: spec.percent,
-                    });
-                }
-            },
         }
     }
+    parts.join("; ")
+}
 
-    let (mut usable, mut skipped): (Vec<_>, Vec<_>) = targets
+/// Makes the canary the primary when the request's routing key falls in its share and the
+/// canary could serve the request; the old primary becomes the first fallback.
+fn apply_canary(
+    spec: &CanarySpec,
+    bucket: &BucketId,
+    request: &RequestContext,
+    fired: &[&Rule],
+    targets: &mut Vec<Arc<Target>>,
+    reasons: &mut Vec<String>,
+) -> Option<CanaryApplied> {
+    let share = format!("{}% share of {bucket}", spec.percent);
+    let Some(key) = &request.routing_key else {
+        reasons.push(format!("canary: no routing key, so not in the {share}"));
+        return None;
+    };
+    if !in_share(bucket.as_str(), key, spec.percent) {
+        reasons.push(format!("canary: routing key outside the {share}"));
+        return None;
+    }
+    if let Some(problem) = ineligible(&spec.target, request, fired) {
+        reasons.push(format!(
+            "canary: routing key in the {share}, but {} {problem}; not applied",
+            spec.target.name
+        ));
+        return None;
+    }
+    targets.retain(|t| t.name != spec.target.name);
+    targets.insert(0, Arc::clone(&spec.target));
+    targets.truncate(MAX_TARGETS);
+    reasons.push(format!(
+        "canary: routing key in the {share}; {} is primary, then {}",
+        spec.target.name,
+        names(&targets[1..])
+    ));
+    Some(CanaryApplied {
+        target: spec.target.name.clone(),
+        percent: spec.percent,
+    })
+}
+
+/// Skips targets whose breaker is open or whose probe is in flight. When that leaves none,
+/// the policy either rejects (with when the first may reopen) or keeps them all, least
+/// recently failed first.
+fn by_health(
+    targets: Vec<Arc<Target>>,
+    bucket: &BucketId,
+    when_all_open: WhenAllOpen,
+    health: &HealthView,
+    now: Instant,
+    reasons: &mut Vec<String>,
+) -> Result<Vec<Arc<Target>>, DecideError> {
+    let (usable, mut skipped): (Vec<_>, Vec<_>) = targets
         .into_iter()
         .partition(|t| health.availability(&t.name, now).usable());
     for t in &skipped {
@@ -229,55 +315,31 @@ pub(super) fn select(
         };
         reasons.push(format!("health: skipped {} ({state})", t.name));
     }
-    if usable.is_empty() {
-        match policy.health.when_all_open {
-            WhenAllOpen::Reject => {
-                let retry_after = skipped
-                    .iter()
-                    .filter_map(|t| health.open_until(&t.name, now))
-                    .map(|until| until.saturating_duration_since(now))
-                    .min()
-                    .unwrap_or(Duration::ZERO);
-                return Err(DecideError::AllTargetsOpen {
-                    bucket,
-                    targets: skipped.iter().map(|t| t.name.clone()).collect(),
-                    retry_after,
-                });
-            }
-            WhenAllOpen::LeastRecentlyFailed => {
-                // Oldest failure first (never failed before any); ties keep policy order.
-                skipped.sort_by_key(|t| health.last_failure(&t.name));
-                reasons.push(format!(
-                    "health: every eligible target of {bucket} is cooling down; policy says least recently failed, so {} first",
-                    skipped[0].name
-                ));
-                usable = skipped;
-            }
+    if !usable.is_empty() {
+        return Ok(usable);
+    }
+    match when_all_open {
+        WhenAllOpen::Reject => {
+            let retry_after = skipped
+                .iter()
+                .filter_map(|t| health.open_until(&t.name, now))
+                .map(|until| until.saturating_duration_since(now))
+                .min()
+                .unwrap_or(Duration::ZERO);
+            Err(DecideError::AllTargetsOpen {
+                bucket: bucket.clone(),
+                targets: skipped.iter().map(|t| t.name.clone()).collect(),
+                retry_after,
+            })
+        }
+        WhenAllOpen::LeastRecentlyFailed => {
+            // Oldest failure first (never failed before any); ties keep policy order.
+            skipped.sort_by_key(|t| health.last_failure(&t.name));
+            reasons.push(format!(
+                "health: every eligible target of {bucket} is cooling down; policy says least recently failed, so {} first",
+                skipped[0].name
+            ));
+            Ok(skipped)
         }
     }
-    let probe = (health.availability(&usable[0].name, now) == Availability::Probe).then(|| {
-        reasons.push(format!(
-            "health: {} is half-open; this request is its probe",
-            usable[0].name
-        ));
-        usable[0].name.clone()
-    });
-
-    let shadow = bucket_policy.shadow.as_ref().and_then(|s| {
-        if health.availability(&s.name, now).usable() {
-            reasons.push(format!("shadow: mirror to {} for evaluation", s.name));
-            Some(Arc::clone(s))
-        } else {
-            reasons.push(format!("shadow: {} is cooling down; not mirrored", s.name));
-            None
-        }
-    });
-    debug_assert!(usable.len() <= MAX_TARGETS);
-    Ok(Selected {
-        bucket,
-        targets: usable,
-        canary,
-        shadow,
-        probe,
-    })
 }

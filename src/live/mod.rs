@@ -3,6 +3,9 @@
 //! Requests take the snapshot once (`snapshot()`) and keep that `Arc` to the end. A reload
 //! builds and validates the candidate off the hot path and swaps it in with one store; when
 //! anything fails, the last good snapshot keeps serving and the error is kept for `/ready`.
+//!
+//! Beside it, the other per-process live state: provider health ([`HealthBoard`]), which is
+//! not swapped with the snapshot (a reload keeps what callers have reported).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,9 +16,11 @@ use crate::decide::{Policy, PolicyError};
 use crate::pipeline::bundle::Bundle;
 use crate::pipeline::{Snapshot, SnapshotError};
 
+pub mod health_board;
 pub mod reloader;
 pub mod watch;
 
+pub use health_board::{HealthBoard, TargetReport};
 pub use reloader::{ReloadFailure, ReloadHandle, ReloadKind, Reloaded, Reloader};
 
 /// The versions a snapshot serves.

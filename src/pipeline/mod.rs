@@ -40,8 +40,8 @@ pub use stages::{Retrieval, Stages};
 
 use crate::decide::{DecideError, Decision};
 use crate::embed::{EmbedError, Embedded, Embedder};
-use crate::health::HealthBoard;
 use crate::index::IndexError;
+use crate::live::HealthBoard;
 use batcher::Batcher;
 use plan::Plan;
 use retrieval_cache::RetrievalCache;

@@ -88,9 +88,7 @@ impl Plan {
 
     /// The routed turn's retrieval (its failure is the request's) and the earlier turns'
     /// (one that failed is left out of the context).
-    pub fn into_retrievals(
-        self,
-    ) -> Result<(Arc<Retrieval>, Vec<EarlierRetrieval>), PipelineError> {
+    pub fn into_retrievals(self) -> Result<(Arc<Retrieval>, Vec<EarlierRetrieval>), PipelineError> {
         let mut slots = self.slots.into_iter();
         let current = slots
             .next()

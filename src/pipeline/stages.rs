@@ -16,7 +16,7 @@ use crate::decide::{
     Timings,
 };
 use crate::embed::{Embedded, Embedder};
-use crate::health::HealthBoard;
+use crate::live::HealthBoard;
 use crate::types::{elapsed_micros, BucketScores, Neighbour};
 
 /// Decisions tried per request when probes of half-open targets are claimed by others first:
@@ -90,9 +90,8 @@ impl Stages {
         let score_start = Instant::now();
         let scoring = &snapshot.bundle.scoring;
         let scorer = snapshot.policy.matching.scorer;
-        let score = |r: &Retrieval| {
-            scoring.score(scorer, r.embedded.embedding.as_slice(), &r.neighbours)
-        };
+        let score =
+            |r: &Retrieval| scoring.score(scorer, r.embedded.embedding.as_slice(), &r.neighbours);
         let scores = score(current);
         let earlier_scores: Vec<Option<BucketScores>> =
             earlier.iter().map(|e| score(&e.retrieval)).collect();
@@ -154,7 +153,12 @@ impl Stages {
 
     /// Decides with the current health view; when the decision would be the probe of a
     /// half-open target, claims it, or decides again with the view that shows it taken.
-    fn route(&self, policy: &Policy, inputs: &Inputs<'_>, now: Instant) -> Result<Routing, DecideError> {
+    fn route(
+        &self,
+        policy: &Policy,
+        inputs: &Inputs<'_>,
+        now: Instant,
+    ) -> Result<Routing, DecideError> {
         let decide_with = |health: &HealthView| {
             decide(
                 policy,

@@ -233,7 +233,6 @@ impl ScoringModel {
             top_similarity: neighbours.first().map_or(-1.0, |n| n.similarity),
             agreeing: neighbours.iter().filter(|n| n.bucket == winner).count(),
             considered: neighbours.len(),
-            fitted_threshold: self.calibration.threshold(kind),
         })
     }
 

@@ -164,7 +164,7 @@ impl From<PipelineError> for ApiError {
             other @ (PipelineError::Embed(_)
             | PipelineError::Index(_)
             | PipelineError::WorkerStopped
-            | PipelineError::Decide(DecideError::UnknownBucket(_))) => {
+            | PipelineError::Decide(DecideError::UnknownBucket { .. })) => {
                 Self::Internal(other.to_string())
             }
         }

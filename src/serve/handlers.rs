@@ -267,7 +267,7 @@ pub async fn method_not_allowed() -> ApiError {
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
     pub target: String,
-    pub outcome: crate::decide::Outcome,
+    pub outcome: crate::decide::ReportedOutcome,
     #[serde(default)]
     pub latency_ms: Option<u64>,
     #[serde(default)]

@@ -81,9 +81,15 @@ impl ClassifyRequest {
             }
             (Some(prompt), None) => (prompt.clone(), Vec::new()),
             (None, Some(messages)) => {
-                let last_user = messages.iter().rposition(|m| m.role == "user").ok_or_else(|| {
-                    ApiError::InvalidRequest("`messages` has no message with role `user`".into())
-                })?;
+                let last_user =
+                    messages
+                        .iter()
+                        .rposition(|m| m.role == "user")
+                        .ok_or_else(|| {
+                            ApiError::InvalidRequest(
+                                "`messages` has no message with role `user`".into(),
+                            )
+                        })?;
                 let mut earlier: Vec<EarlierTurn> = messages[..last_user]
                     .iter()
                     .enumerate()

@@ -20,7 +20,6 @@ fn scores(pairs: &[(&str, f32)], confidence: f32) -> BucketScores {
         top_similarity: 0.5,
         agreeing: 5,
         considered: 10,
-        fitted_threshold: None,
     }
 }
 
@@ -135,7 +134,11 @@ fn the_context_is_cut_to_the_window_whatever_the_length_of_the_conversation() {
         ..settings
     };
     let b = blend(&tight, &hi, &input, &rank).unwrap();
-    assert_eq!(b.report.turns.len(), 2, "12 + 12 tokens fit in 30, a third does not");
+    assert_eq!(
+        b.report.turns.len(),
+        2,
+        "12 + 12 tokens fit in 30, a third does not"
+    );
 }
 
 #[test]
@@ -146,5 +149,8 @@ fn settings_out_of_range_are_named() {
         ..ConversationPolicy::default()
     };
     let problems = bad.problems().join("; ");
-    assert!(problems.contains("current_weight") && problems.contains("max_turns"), "{problems}");
+    assert!(
+        problems.contains("current_weight") && problems.contains("max_turns"),
+        "{problems}"
+    );
 }

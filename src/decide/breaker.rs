@@ -5,7 +5,8 @@
 //! half_open ─(probe succeeds)→ closed, ─(probe fails)→ open again.
 //!
 //! No clock and no locks here: every method takes `now`, and the shared, locked board that
-//! publishes views lives at composer level (`crate::health`).
+//! publishes views lives at composer level (`crate::live::HealthBoard`). The policy's
+//! `[health]` section is parsed and checked with the rest of the policy (`policy::validate`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -16,10 +17,10 @@ use serde::{Deserialize, Serialize};
 /// would otherwise take a target out until someone notices.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// What a caller reports after using a target.
+/// What a caller reports after using a target (`"outcome"` of `POST /feedback`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum ReportedOutcome {
     Ok,
     Timeout,
     RateLimited,
@@ -29,7 +30,7 @@ pub enum Outcome {
     VerifierRejected,
 }
 
-impl Outcome {
+impl ReportedOutcome {
     /// Whether the outcome says the provider is unhealthy.
     pub fn is_failure(self) -> bool {
         match self {
@@ -52,14 +53,14 @@ impl Outcome {
 /// One reported outcome with its optional details.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutcomeReport {
-    pub outcome: Outcome,
+    pub outcome: ReportedOutcome,
     pub latency_ms: Option<u64>,
     /// The provider's `Retry-After`, honoured as a longer cooldown when the breaker opens.
     pub retry_after_s: Option<u64>,
 }
 
 impl OutcomeReport {
-    pub fn new(outcome: Outcome) -> Self {
+    pub fn new(outcome: ReportedOutcome) -> Self {
         Self {
             outcome,
             latency_ms: None,
@@ -107,59 +108,6 @@ impl Default for HealthConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawHealth {
-    window: usize,
-    min_requests: usize,
-    error_rate_to_open: f64,
-    consecutive_failures_to_open: u32,
-    cooldown_ms: u64,
-    when_all_open: WhenAllOpen,
-}
-
-/// Most outcomes a window may keep; more only costs memory on every published view.
-const MAX_WINDOW: usize = 1000;
-
-/// Validates `[health]`; errors are `(field, message)`.
-pub(super) fn validate_health(raw: &RawHealth) -> Result<HealthConfig, (&'static str, String)> {
-    if !(1..=MAX_WINDOW).contains(&raw.window) {
-        return Err((
-            "window",
-            format!("{} is outside 1..={MAX_WINDOW}", raw.window),
-        ));
-    }
-    if !(1..=raw.window).contains(&raw.min_requests) {
-        return Err((
-            "min_requests",
-            format!(
-                "{} is outside 1..=window ({})",
-                raw.min_requests, raw.window
-            ),
-        ));
-    }
-    if !(raw.error_rate_to_open > 0.0 && raw.error_rate_to_open <= 1.0) {
-        return Err((
-            "error_rate_to_open",
-            format!("{} is outside (0, 1]", raw.error_rate_to_open),
-        ));
-    }
-    if raw.consecutive_failures_to_open == 0 {
-        return Err(("consecutive_failures_to_open", "must be at least 1".into()));
-    }
-    if raw.cooldown_ms == 0 {
-        return Err(("cooldown_ms", "must be greater than 0".into()));
-    }
-    Ok(HealthConfig {
-        window: raw.window,
-        min_requests: raw.min_requests,
-        error_rate_to_open: raw.error_rate_to_open,
-        consecutive_failures_to_open: raw.consecutive_failures_to_open,
-        cooldown: Duration::from_millis(raw.cooldown_ms),
-        when_all_open: raw.when_all_open,
-    })
-}
-
 /// A breaker's state, with the instants that move it on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
@@ -182,16 +130,6 @@ pub enum Phase {
     Closed,
     Open,
     HalfOpen,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::Open => "open",
-            Self::HalfOpen => "half_open",
-        }
-    }
 }
 
 impl BreakerState {
@@ -226,7 +164,7 @@ pub struct Transition {
 #[derive(Debug, Clone)]
 pub struct Breaker {
     state: BreakerState,
-    window: VecDeque<Outcome>,
+    window: VecDeque<ReportedOutcome>,
     consecutive_failures: u32,
     last_failure: Option<Instant>,
     last_latency_ms: Option<u64>,
@@ -353,7 +291,7 @@ impl Breaker {
     }
 
     /// The outcomes in the window, oldest first.
-    pub fn window(&self) -> impl Iterator<Item = Outcome> + '_ {
+    pub fn window(&self) -> impl Iterator<Item = ReportedOutcome> + '_ {
         self.window.iter().copied()
     }
 }
@@ -401,14 +339,6 @@ impl HealthView {
         Self { targets }
     }
 
-    pub fn get(&self, target: &str) -> Option<&TargetHealth> {
-        self.targets.get(target)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &TargetHealth)> {
-        self.targets.iter().map(|(k, v)| (k.as_str(), v))
-    }
-
     pub fn availability(&self, target: &str, now: Instant) -> Availability {
         match self.targets.get(target).map(|h| h.state.at(now)) {
             None | Some(BreakerState::Closed) => Availability::Closed,
@@ -449,7 +379,7 @@ mod tests {
         }
     }
 
-    fn rec(b: &mut Breaker, o: Outcome, now: Instant) -> Transition {
+    fn rec(b: &mut Breaker, o: ReportedOutcome, now: Instant) -> Transition {
         b.record(&OutcomeReport::new(o), &cfg(), now)
     }
 
@@ -461,9 +391,12 @@ mod tests {
     fn consecutive_failures_open_the_breaker() {
         let t0 = Instant::now();
         let mut b = Breaker::new();
-        assert_eq!(rec(&mut b, Outcome::Timeout, t0).to, Phase::Closed);
-        assert_eq!(rec(&mut b, Outcome::ServerError, t0).to, Phase::Closed);
-        let t = rec(&mut b, Outcome::RateLimited, t0);
+        assert_eq!(rec(&mut b, ReportedOutcome::Timeout, t0).to, Phase::Closed);
+        assert_eq!(
+            rec(&mut b, ReportedOutcome::ServerError, t0).to,
+            Phase::Closed
+        );
+        let t = rec(&mut b, ReportedOutcome::RateLimited, t0);
         assert_eq!((t.from, t.to), (Phase::Closed, Phase::Open));
         assert_eq!(
             b.state(t0),
@@ -478,12 +411,16 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new();
         // fail, ok, fail: 2/3 failing but below min_requests, and never 3 in a row
-        for o in [Outcome::Timeout, Outcome::Ok, Outcome::Timeout] {
+        for o in [
+            ReportedOutcome::Timeout,
+            ReportedOutcome::Ok,
+            ReportedOutcome::Timeout,
+        ] {
             assert_eq!(rec(&mut b, o, t0).to, Phase::Closed);
         }
         // ok then fail: 3/5 ≥ 0.5 with 5 ≥ 4 requests
-        assert_eq!(rec(&mut b, Outcome::Ok, t0).to, Phase::Closed);
-        assert_eq!(rec(&mut b, Outcome::Timeout, t0).to, Phase::Open);
+        assert_eq!(rec(&mut b, ReportedOutcome::Ok, t0).to, Phase::Closed);
+        assert_eq!(rec(&mut b, ReportedOutcome::Timeout, t0).to, Phase::Open);
     }
 
     #[test]
@@ -491,7 +428,10 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new();
         for _ in 0..20 {
-            assert_eq!(rec(&mut b, Outcome::VerifierRejected, t0).to, Phase::Closed);
+            assert_eq!(
+                rec(&mut b, ReportedOutcome::VerifierRejected, t0).to,
+                Phase::Closed
+            );
         }
         assert_eq!(b.health().window_len, 10, "window is bounded");
         assert_eq!(b.health().window_failures, 0);
@@ -502,14 +442,14 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new();
         for _ in 0..3 {
-            rec(&mut b, Outcome::ServerError, t0);
+            rec(&mut b, ReportedOutcome::ServerError, t0);
         }
         assert_eq!(b.state(t0 + secs(9)).phase(), Phase::Open);
         assert_eq!(
             b.state(t0 + secs(10)),
             BreakerState::HalfOpen { probe_until: None }
         );
-        let t = rec(&mut b, Outcome::Ok, t0 + secs(11));
+        let t = rec(&mut b, ReportedOutcome::Ok, t0 + secs(11));
         assert_eq!((t.from, t.to), (Phase::HalfOpen, Phase::Closed));
         assert_eq!(b.health().window_len, 1, "closing starts a fresh window");
         assert_eq!(b.health().consecutive_failures, 0);
@@ -520,9 +460,9 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new();
         for _ in 0..3 {
-            rec(&mut b, Outcome::ServerError, t0);
+            rec(&mut b, ReportedOutcome::ServerError, t0);
         }
-        let t = rec(&mut b, Outcome::Timeout, t0 + secs(12));
+        let t = rec(&mut b, ReportedOutcome::Timeout, t0 + secs(12));
         assert_eq!((t.from, t.to), (Phase::HalfOpen, Phase::Open));
         assert_eq!(
             b.state(t0 + secs(12)),
@@ -536,10 +476,10 @@ mod tests {
     fn retry_after_lengthens_the_cooldown_and_is_bounded() {
         let t0 = Instant::now();
         let mut b = Breaker::new();
-        rec(&mut b, Outcome::RateLimited, t0);
-        rec(&mut b, Outcome::RateLimited, t0);
+        rec(&mut b, ReportedOutcome::RateLimited, t0);
+        rec(&mut b, ReportedOutcome::RateLimited, t0);
         let report = OutcomeReport {
-            outcome: Outcome::RateLimited,
+            outcome: ReportedOutcome::RateLimited,
             latency_ms: Some(5),
             retry_after_s: Some(60),
         };
@@ -588,7 +528,7 @@ mod tests {
         let mut b = Breaker::new();
         assert!(!b.claim_probe(&cfg(), t0), "closed breakers have no probe");
         for _ in 0..3 {
-            rec(&mut b, Outcome::ServerError, t0);
+            rec(&mut b, ReportedOutcome::ServerError, t0);
         }
         assert!(!b.claim_probe(&cfg(), t0 + secs(5)), "still open");
         assert!(b.claim_probe(&cfg(), t0 + secs(10)));
@@ -601,7 +541,7 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new();
         for _ in 0..3 {
-            rec(&mut b, Outcome::ServerError, t0);
+            rec(&mut b, ReportedOutcome::ServerError, t0);
         }
         let view = HealthView::new(BTreeMap::from([("a".to_owned(), b.health())]));
         assert_eq!(view.availability("a", t0), Availability::Open);
@@ -614,6 +554,29 @@ mod tests {
         assert_eq!(
             view.availability("a", t0 + secs(11)),
             Availability::ProbeInFlight
+        );
+    }
+
+    #[test]
+    fn outcomes_keep_the_api_names() {
+        for (outcome, name) in [
+            (ReportedOutcome::Ok, "ok"),
+            (ReportedOutcome::Timeout, "timeout"),
+            (ReportedOutcome::RateLimited, "rate_limited"),
+            (ReportedOutcome::ServerError, "server_error"),
+            (ReportedOutcome::VerifierRejected, "verifier_rejected"),
+        ] {
+            assert_eq!(outcome.as_str(), name);
+            assert_eq!(serde_json::json!(outcome), serde_json::json!(name));
+            let read: ReportedOutcome = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!(read, outcome);
+        }
+        // serde_json's messages never name the Rust type, so the rename left them as they were.
+        let e = serde_json::from_str::<ReportedOutcome>("\"fine\"").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown variant `fine`, expected one of `ok`, `timeout`, `rate_limited`, \
+             `server_error`, `verifier_rejected` at line 1 column 6"
         );
     }
 }

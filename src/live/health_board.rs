@@ -132,7 +132,7 @@ impl HealthBoard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::{Availability, Outcome};
+    use crate::decide::{Availability, ReportedOutcome};
 
     #[test]
     fn reports_publish_views_and_one_probe_is_claimed() {
@@ -147,7 +147,7 @@ mod tests {
         for _ in 0..2 {
             board.record(
                 "mid-a",
-                &OutcomeReport::new(Outcome::RateLimited),
+                &OutcomeReport::new(ReportedOutcome::RateLimited),
                 &config,
                 t0,
             );
@@ -166,7 +166,12 @@ mod tests {
             board.view().availability("mid-a", later),
             Availability::ProbeInFlight
         );
-        let t = board.record("mid-a", &OutcomeReport::new(Outcome::Ok), &config, later);
+        let t = board.record(
+            "mid-a",
+            &OutcomeReport::new(ReportedOutcome::Ok),
+            &config,
+            later,
+        );
         assert_eq!((t.from, t.to), (Phase::HalfOpen, Phase::Closed));
         let report = board.report(later);
         assert_eq!(report.len(), 1);

@@ -1,0 +1,90 @@
+//! `router eval --conversations FILE [--policy FILE] [--archetypes DIR] [--json]`: every user
+//! turn routed with its history through the served pipeline; follow-ups kept in the first
+//! turn's bucket and sent to a cheaper tier, per task and overall.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::eval::EvalArgs;
+use crate::decide::Policy;
+use crate::eval::conversations::{evaluate, read_dialogues, FollowUps};
+use crate::pipeline::bundle::default_bundle_dir;
+use crate::pipeline::compose::{load_bundle, load_embedder, progress_bar};
+use crate::pipeline::{Pipeline, PipelineOptions, Snapshot};
+use crate::store::ArchetypeStore;
+
+pub fn run(args: &EvalArgs, path: &Path) -> anyhow::Result<()> {
+    let dialogues = read_dialogues(path)?;
+    let policy = Policy::load(&args.state.policy)?;
+    let (embedder, _) = load_embedder(&args.model.settings())?;
+    let store = ArchetypeStore::open(&args.state.archetypes, &args.state.data_dir)?;
+    let bar = progress_bar("embedding archetypes");
+    let bundle = load_bundle(
+        args.state.index.as_deref(),
+        &default_bundle_dir(&args.state.data_dir),
+        store.examples(),
+        embedder.as_ref(),
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    let dims = crate::embed::Embedder::dims(embedder.as_ref());
+    let snapshot = Arc::new(Snapshot::new(Arc::new(policy), Arc::new(bundle), dims)?);
+    let pipeline = Pipeline::new(embedder, PipelineOptions::default())?;
+    let bar = progress_bar("routing dialogues");
+    let report = evaluate(
+        &pipeline,
+        &snapshot,
+        &dialogues,
+        &args.exclude_tasks,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    if args.json {
+        super::stdin_jsonl::write_line(&serde_json::to_string_pretty(&json!({
+            "policy_version": snapshot.policy.version,
+            "index_version": snapshot.bundle.version(),
+            "report": report,
+        }))?)?;
+        return Ok(());
+    }
+    let row = |name: &str, f: &FollowUps| {
+        format!(
+            "{name:<8} {:>6} {:>9} {:>10.3} {:>10.3} {:>8}",
+            f.dialogues,
+            f.follow_ups,
+            f.kept_first_bucket,
+            f.cheaper_tier,
+            f.cheaper_without_reason
+        )
+    };
+    let mut out = format!(
+        "policy {} · index {}\n{:<8} {:>6} {:>9} {:>10} {:>10} {:>8}\n",
+        snapshot.policy.version,
+        snapshot.bundle.version(),
+        "task",
+        "dlgs",
+        "follow-up",
+        "kept 1st",
+        "cheaper",
+        "no reason"
+    );
+    for (task, f) in &report.by_task {
+        out.push_str(&row(task, f));
+        out.push('\n');
+    }
+    let label = format!(
+        "overall (without {})",
+        report.excluded_from_overall.join(", ")
+    );
+    out.push_str(&row("overall", &report.overall));
+    out.push_str(&format!("   {label}\n"));
+    Ok(super::stdin_jsonl::write_line(out.trim_end())?)
+}

@@ -1,0 +1,390 @@
+//! Raw policy → [`Policy`]: every check the file must pass, one function per section, in the
+//! order the file reads. Each returns a [`FieldError`] whose path is relative to its section;
+//! the caller prefixes the section (`buckets.code` + `targets[1]`), and [`validate`] adds the
+//! file. The catalogue and the rules check their own sections (`catalogue`, `rules`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::raw::{
+    RawBucket, RawCanary, RawEscalation, RawHealth, RawMatching, RawPolicy, RawThreshold,
+};
+use super::validated::{
+    BucketPolicy, Escalation, Matching, Policy, Threshold, DEFAULT_UNCERTAIN_MARGIN, MAX_TARGETS,
+};
+use crate::decide::breaker::HealthConfig;
+use crate::decide::canary::CanarySpec;
+use crate::decide::catalogue::{validate_target, Latency, RawTarget, Target};
+use crate::decide::error::{FieldError, PolicyError};
+use crate::decide::rules::{validate_rules, Names};
+use crate::types::{BucketId, ScorerKind};
+
+/// The only schema this build reads; the file says which it was written for.
+pub const POLICY_SCHEMA_VERSION: u32 = 1;
+
+/// Most neighbours a request may search (`matching.k`).
+const MAX_K: usize = 100;
+
+/// Most outcomes a window may keep; more only costs memory on every published view.
+const MAX_WINDOW: usize = 1000;
+
+/// Validates a parsed policy file; `file` only labels errors.
+pub(super) fn validate(raw: RawPolicy, file: &str) -> Result<Policy, PolicyError> {
+    validate_policy(raw).map_err(|e| e.in_file(file))
+}
+
+fn validate_policy(raw: RawPolicy) -> Result<Policy, FieldError> {
+    if raw.schema_version != POLICY_SCHEMA_VERSION {
+        return Err(FieldError::new(
+            "schema_version",
+            format!(
+                "{} is not supported (expected {POLICY_SCHEMA_VERSION})",
+                raw.schema_version
+            ),
+        ));
+    }
+    if raw.policy_version.trim().is_empty() {
+        return Err(FieldError::new("policy_version", "must not be empty"));
+    }
+    let matching = validate_matching(&raw.matching).map_err(|e| e.within("matching"))?;
+    let escalation = validate_escalation(&raw.escalation).map_err(|e| e.within("escalation"))?;
+    let targets = validate_catalogue(&raw.targets)?;
+    let tenant_tiers = raw
+        .tenant_tiers
+        .as_deref()
+        .map(validate_tenant_tiers)
+        .transpose()?;
+    let health = match &raw.health {
+        Some(h) => validate_health(h).map_err(|e| e.within("health"))?,
+        None => HealthConfig::default(),
+    };
+    let defaults = BucketDefaults {
+        min_confidence: matching.min_confidence,
+        escalation: &escalation,
+    };
+    let mut buckets = BTreeMap::new();
+    for (name, b) in &raw.buckets {
+        let bucket = validate_bucket(b, &targets, &defaults)
+            .map_err(|e| e.within(&format!("buckets.{name}")))?;
+        buckets.insert(BucketId::new(name), bucket);
+    }
+    let default_bucket = validate_default_bucket(&raw.default_bucket, &buckets)?;
+    let names = Names {
+        buckets: buckets.keys().map(BucketId::as_str).collect(),
+        capabilities: targets
+            .values()
+            .flat_map(|t| t.capabilities.iter().map(String::as_str))
+            .collect(),
+        tenant_tiers: tenant_tiers.as_ref(),
+        has_latency: targets.values().any(|t| t.latency.is_some()),
+    };
+    let rules = validate_rules(&raw.rules, &names)?;
+    if let Some(problem) = raw.conversation.problems().into_iter().next() {
+        let (path, message) = problem.split_once(' ').unwrap_or((&problem, ""));
+        return Err(FieldError::new(path, message));
+    }
+    Ok(Policy {
+        version: raw.policy_version,
+        default_bucket,
+        matching,
+        buckets,
+        targets,
+        rules,
+        health,
+        tenant_tiers,
+        conversation: raw.conversation,
+    })
+}
+
+/// `[matching]`.
+fn validate_matching(m: &RawMatching) -> Result<Matching, FieldError> {
+    if !(1..=MAX_K).contains(&m.k) {
+        return Err(FieldError::new(
+            "k",
+            format!("{} is outside 1..={MAX_K}", m.k),
+        ));
+    }
+    let min_confidence = validate_threshold(&m.min_confidence, "min_confidence")?;
+    let uncertain_margin = m.uncertain_margin.unwrap_or(DEFAULT_UNCERTAIN_MARGIN);
+    check_unit(uncertain_margin).map_err(|e| FieldError::new("uncertain_margin", e))?;
+    if !(-1.0..=1.0).contains(&m.min_similarity) {
+        return Err(FieldError::new(
+            "min_similarity",
+            format!("{} is outside [-1, 1]", m.min_similarity),
+        ));
+    }
+    Ok(Matching {
+        scorer: m.scorer.unwrap_or(ScorerKind::Combined),
+        k: m.k,
+        min_confidence,
+        min_similarity: m.min_similarity,
+        uncertain_margin,
+        when_uncertain: m.when_uncertain.unwrap_or_default(),
+    })
+}
+
+/// `[targets.*]`: every target, and that latencies are of one kind so "fastest" is
+/// meaningful.
+fn validate_catalogue(
+    raw: &BTreeMap<String, RawTarget>,
+) -> Result<BTreeMap<String, Arc<Target>>, FieldError> {
+    let mut targets = BTreeMap::new();
+    let mut first_latency: Option<(&str, Latency)> = None;
+    for (name, t) in raw {
+        let target = validate_target(name, t).map_err(|e| e.within(&format!("targets.{name}")))?;
+        if let Some(latency) = target.latency {
+            match first_latency {
+                None => first_latency = Some((name, latency)),
+                Some((other, first)) => {
+                    if !first.same_kind(latency) {
+                        return Err(FieldError::new(
+                            format!("targets.{name}"),
+                            format!("mixes latency_rank and typical_latency_ms with targets.{other}; use one kind for every target"),
+                        ));
+                    }
+                }
+            }
+        }
+        targets.insert(name.clone(), target);
+    }
+    Ok(targets)
+}
+
+/// `tenant_tiers`: non-empty names, each listed once.
+fn validate_tenant_tiers(list: &[String]) -> Result<BTreeSet<String>, FieldError> {
+    let mut set = BTreeSet::new();
+    for (i, t) in list.iter().enumerate() {
+        if t.trim().is_empty() || !set.insert(t.clone()) {
+            return Err(FieldError::new(
+                format!("tenant_tiers[{i}]"),
+                format!("`{t}` is empty or listed twice"),
+            ));
+        }
+    }
+    Ok(set)
+}
+
+/// `[health]`.
+fn validate_health(raw: &RawHealth) -> Result<HealthConfig, FieldError> {
+    if !(1..=MAX_WINDOW).contains(&raw.window) {
+        return Err(FieldError::new(
+            "window",
+            format!("{} is outside 1..={MAX_WINDOW}", raw.window),
+        ));
+    }
+    if !(1..=raw.window).contains(&raw.min_requests) {
+        return Err(FieldError::new(
+            "min_requests",
+            format!(
+                "{} is outside 1..=window ({})",
+                raw.min_requests, raw.window
+            ),
+        ));
+    }
+    if !(raw.error_rate_to_open > 0.0 && raw.error_rate_to_open <= 1.0) {
+        return Err(FieldError::new(
+            "error_rate_to_open",
+            format!("{} is outside (0, 1]", raw.error_rate_to_open),
+        ));
+    }
+    if raw.consecutive_failures_to_open == 0 {
+        return Err(FieldError::new(
+            "consecutive_failures_to_open",
+            "must be at least 1",
+        ));
+    }
+    if raw.cooldown_ms == 0 {
+        return Err(FieldError::new("cooldown_ms", "must be greater than 0"));
+    }
+    Ok(HealthConfig {
+        window: raw.window,
+        min_requests: raw.min_requests,
+        error_rate_to_open: raw.error_rate_to_open,
+        consecutive_failures_to_open: raw.consecutive_failures_to_open,
+        cooldown: Duration::from_millis(raw.cooldown_ms),
+        when_all_open: raw.when_all_open,
+    })
+}
+
+/// What a bucket inherits from the top level when it does not say.
+struct BucketDefaults<'a> {
+    min_confidence: Threshold,
+    escalation: &'a Escalation,
+}
+
+/// One `[buckets.NAME]`: its targets, canary, shadow, threshold and escalation.
+fn validate_bucket(
+    b: &RawBucket,
+    catalogue: &BTreeMap<String, Arc<Target>>,
+    defaults: &BucketDefaults<'_>,
+) -> Result<BucketPolicy, FieldError> {
+    let targets = bucket_targets(&b.targets, catalogue)?;
+    let canary = b
+        .canary
+        .as_ref()
+        .map(|c| validate_canary(c, &b.targets[0], catalogue))
+        .transpose()
+        .map_err(|e| e.within("canary"))?;
+    let shadow = match &b.shadow {
+        None => None,
+        Some(name) => {
+            let target = known_target(catalogue, "shadow", name)?;
+            let is_canary = canary.as_ref().is_some_and(|c| c.target.name == *name);
+            if b.targets.contains(name) || is_canary {
+                return Err(FieldError::new(
+                    "shadow",
+                    format!("`{name}` already serves this bucket; a shadow must be another target"),
+                ));
+            }
+            Some(target)
+        }
+    };
+    let min_confidence = match &b.min_confidence {
+        Some(c) => validate_threshold(c, "min_confidence")?,
+        None => defaults.min_confidence,
+    };
+    let escalation = match &b.escalation {
+        Some(e) => validate_escalation(e).map_err(|e| e.within("escalation"))?,
+        None => defaults.escalation.clone(),
+    };
+    Ok(BucketPolicy {
+        description: b.description.clone(),
+        targets,
+        min_confidence,
+        escalation,
+        canary,
+        shadow,
+    })
+}
+
+/// A bucket's `targets`: 1..=MAX_TARGETS known targets, none twice, primary first.
+fn bucket_targets(
+    names: &[String],
+    catalogue: &BTreeMap<String, Arc<Target>>,
+) -> Result<Vec<Arc<Target>>, FieldError> {
+    if names.is_empty() || names.len() > MAX_TARGETS {
+        return Err(FieldError::new(
+            "targets",
+            format!(
+                "has {} targets; a bucket needs 1 to {MAX_TARGETS} (primary + fallbacks)",
+                names.len()
+            ),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let mut resolved = Vec::with_capacity(names.len());
+    for (i, t) in names.iter().enumerate() {
+        let path = format!("targets[{i}]");
+        let target = known_target(catalogue, &path, t)?;
+        if !seen.insert(t) {
+            return Err(FieldError::new(
+                path,
+                format!("target `{t}` is listed twice"),
+            ));
+        }
+        resolved.push(target);
+    }
+    Ok(resolved)
+}
+
+/// A bucket's `canary`: a known target other than the primary, and a percent.
+fn validate_canary(
+    c: &RawCanary,
+    primary: &str,
+    catalogue: &BTreeMap<String, Arc<Target>>,
+) -> Result<CanarySpec, FieldError> {
+    let target = known_target(catalogue, "target", &c.target)?;
+    if primary == c.target {
+        return Err(FieldError::new(
+            "target",
+            format!("`{}` is already this bucket's primary", c.target),
+        ));
+    }
+    if c.percent > 100 {
+        return Err(FieldError::new(
+            "percent",
+            format!("{} is outside 0..=100", c.percent),
+        ));
+    }
+    Ok(CanarySpec {
+        target,
+        percent: c.percent,
+    })
+}
+
+/// The catalogue's target `name`, or an error at `path` that lists the known ones.
+fn known_target(
+    catalogue: &BTreeMap<String, Arc<Target>>,
+    path: &str,
+    name: &str,
+) -> Result<Arc<Target>, FieldError> {
+    catalogue.get(name).cloned().ok_or_else(|| {
+        let known: Vec<&str> = catalogue.keys().map(String::as_str).collect();
+        FieldError::new(
+            path,
+            format!("unknown target `{name}` (known: {})", known.join(", ")),
+        )
+    })
+}
+
+fn validate_default_bucket(
+    name: &str,
+    buckets: &BTreeMap<BucketId, BucketPolicy>,
+) -> Result<BucketId, FieldError> {
+    let default_bucket = BucketId::new(name);
+    if buckets.contains_key(&default_bucket) {
+        return Ok(default_bucket);
+    }
+    let known: Vec<&str> = buckets.keys().map(BucketId::as_str).collect();
+    Err(FieldError::new(
+        "default_bucket",
+        format!(
+            "`{name}` is not a bucket of this policy (buckets: {})",
+            known.join(", ")
+        ),
+    ))
+}
+
+/// A `min_confidence` at `path`: a number in [0, 1], or `"fitted"`.
+fn validate_threshold(raw: &RawThreshold, path: &str) -> Result<Threshold, FieldError> {
+    match raw {
+        RawThreshold::Value(v) => check_unit(*v)
+            .map(|()| Threshold::Fixed(*v))
+            .map_err(|e| FieldError::new(path, e)),
+        RawThreshold::Word(w) if w == "fitted" => Ok(Threshold::Fitted),
+        RawThreshold::Word(w) => Err(FieldError::new(
+            path,
+            format!("`{w}` is neither a number in [0, 1] nor \"fitted\""),
+        )),
+    }
+}
+
+fn check_unit(value: f32) -> Result<(), String> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{value} is outside [0, 1]"))
+    }
+}
+
+/// An `escalation` table (the top level's, or a bucket's own).
+fn validate_escalation(raw: &RawEscalation) -> Result<Escalation, FieldError> {
+    if raw.timeout_ms == 0 {
+        return Err(FieldError::new("timeout_ms", "must be greater than 0"));
+    }
+    if !(1..=MAX_TARGETS).contains(&raw.max_attempts) {
+        return Err(FieldError::new(
+            "max_attempts",
+            format!("{} is outside 1..={MAX_TARGETS}", raw.max_attempts),
+        ));
+    }
+    let mut on = raw.on.clone();
+    on.sort();
+    on.dedup();
+    Ok(Escalation {
+        on,
+        timeout_ms: raw.timeout_ms,
+        max_attempts: raw.max_attempts,
+    })
+}
