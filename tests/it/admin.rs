@@ -328,7 +328,7 @@ async fn admin_reload_refuses_a_broken_policy_and_applies_a_good_one() {
         "{body}"
     );
     let (_, ready) = send(&app, "GET", "/ready", None, None).await;
-    assert_eq!(ready["policy_version"], "2026-11-30.1");
+    assert_eq!(ready["policy_version"], "2026-12-01.1");
     assert!(
         ready["last_reload_error"]
             .as_str()
@@ -340,7 +340,7 @@ async fn admin_reload_refuses_a_broken_policy_and_applies_a_good_one() {
     std::fs::write(
         &policy,
         shipped.replace(
-            "policy_version = \"2026-11-30.1\"",
+            "policy_version = \"2026-12-01.1\"",
             "policy_version = \"2026-11-30.9\"",
         ),
     )

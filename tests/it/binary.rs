@@ -224,7 +224,7 @@ fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
     std::fs::write(
         &policy,
         shipped.replace(
-            "policy_version = \"2026-11-30.1\"",
+            "policy_version = \"2026-12-01.1\"",
             "policy_version = \"2026-11-30.7\"",
         ),
     )

@@ -90,7 +90,7 @@ async fn classify_returns_a_complete_decision() {
             >= neighbours[9]["similarity"].as_f64().unwrap()
     );
     assert!(neighbours[0]["id"].as_str().unwrap().starts_with("code-"));
-    assert_eq!(d["policy_version"], "2026-11-30.1");
+    assert_eq!(d["policy_version"], "2026-12-01.1");
     assert!(d["index_version"].as_str().unwrap().starts_with("sha256:"));
     assert!(d["decision_id"].as_str().unwrap().len() == 26);
     for stage in ["tokenize", "embed", "search", "decide", "total"] {
@@ -319,7 +319,7 @@ async fn ready_and_info_report_versions_and_model() {
     let (status, _, d) = send(app(), get("/ready")).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["ready"], true);
-    assert_eq!(d["policy_version"], "2026-11-30.1");
+    assert_eq!(d["policy_version"], "2026-12-01.1");
     assert!(d["last_reload_error"].is_null());
     let (status, _, d) = send(app(), get("/info")).await;
     assert_eq!(status, StatusCode::OK, "{d}");

@@ -23,6 +23,9 @@ fn shipped_policy_routes_every_shipped_bucket() {
         "creative_writing",
         "code",
         "math_reasoning",
+        "rewriting",
+        "translation",
+        "role_play",
         "chit_chat",
     ] {
         let b = semantic_router::types::BucketId::new(bucket);

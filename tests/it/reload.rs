@@ -50,7 +50,7 @@ fn a_broken_policy_keeps_the_old_one_and_a_good_one_is_served_next() {
     std::fs::write(
         &path,
         shipped.replace(
-            "policy_version = \"2026-11-30.1\"",
+            "policy_version = \"2026-12-01.1\"",
             "policy_version = \"2026-11-30.2\"",
         ),
     )

@@ -121,7 +121,7 @@ async fn a_policy_reload_or_an_index_swap_empties_the_cache() {
     std::fs::write(
         &policy,
         shipped.replace(
-            "policy_version = \"2026-11-30.1\"",
+            "policy_version = \"2026-12-01.1\"",
             "policy_version = \"2026-11-30.7\"",
         ),
     )
