@@ -110,6 +110,11 @@ pub struct ServeArgs {
     /// off). Emptied by every policy reload or index swap.
     #[arg(long, env = "ROUTER_CACHE_BYTES", default_value_t = Limits::default().cache_bytes)]
     pub cache_bytes: usize,
+    /// Seconds to keep serving after SIGTERM/SIGINT with /ready answering 503 "draining", so
+    /// load balancers stop sending before the listener closes (a second signal ends it early).
+    /// In-flight requests always finish; 0 closes the listener at once.
+    #[arg(long, env = "ROUTER_DRAIN_SECS", default_value_t = 0)]
+    pub drain_secs: u64,
 }
 
 impl StateArgs {
@@ -138,6 +143,7 @@ impl ServeArgs {
     pub fn into_settings(self) -> anyhow::Result<ServiceSettings> {
         Ok(ServiceSettings {
             admin_secret: self.admin_secret()?,
+            drain: std::time::Duration::from_secs(self.drain_secs),
             addr: self.addr,
             paths: self.state.paths(),
             model: self.model.settings(),

@@ -109,6 +109,8 @@ pub struct ServiceSettings {
     pub limits: Limits,
     /// The admin bearer token's secret; `None` turns the admin and write endpoints off.
     pub admin_secret: Option<String>,
+    /// How long to keep serving, `/ready` answering 503, after the first shutdown signal.
+    pub drain: std::time::Duration,
 }
 
 /// Everything a request needs once the model is warm and a snapshot is loaded.

@@ -182,7 +182,14 @@ pub async fn health() -> Json<Value> {
 }
 
 /// Readiness: the model is warm and a snapshot is loaded. Carries the last reload error.
+/// After a shutdown signal it answers 503 "draining" so load balancers stop sending.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    if state.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "draining"})),
+        );
+    }
     match state.core() {
         Ok(core) => {
             let snapshot = core.live.snapshot();

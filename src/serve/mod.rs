@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod run;
 pub mod wire;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::{MatchedPath, Request};
@@ -32,6 +33,8 @@ pub struct AppState {
     core: Arc<OnceLock<Core>>,
     /// What start-up is doing, for `/ready` while `core` is unset.
     phase: Arc<Mutex<String>>,
+    /// Set by the first shutdown signal: `/ready` answers 503 "draining" from then on.
+    draining: Arc<AtomicBool>,
     admission: Arc<Semaphore>,
     limits: Limits,
     metrics: Option<PrometheusHandle>,
@@ -44,6 +47,7 @@ impl AppState {
         Self {
             core: Arc::new(OnceLock::new()),
             phase: Arc::new(Mutex::new("starting".to_owned())),
+            draining: Arc::new(AtomicBool::new(false)),
             admission: Arc::new(Semaphore::new(limits.max_in_flight)),
             limits,
             metrics,
@@ -82,6 +86,15 @@ impl AppState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// From now on `/ready` answers 503 "draining"; requests are still served.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     fn core(&self) -> Result<&Core, ApiError> {

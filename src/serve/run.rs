@@ -1,5 +1,11 @@
 //! `router serve`: bind first (so `/health` answers during start-up), build the core on a
 //! blocking thread, then serve until SIGINT/SIGTERM. SIGHUP re-reads the policy file.
+//!
+//! Shutdown drains: the first signal turns `/ready` to 503 "draining" while requests are
+//! still served for `--drain-secs` (load balancers take that long to stop sending; a second
+//! signal cuts it short), then the listener closes and in-flight requests finish.
+
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -71,8 +77,9 @@ pub async fn run(settings: ServiceSettings) -> anyhow::Result<()> {
         std::future::pending::<()>().await;
     });
 
-    let app = build_app(state);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let app = build_app(state.clone());
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(state, settings.drain));
     tokio::select! {
         result = server => result.context("serving HTTP")?,
         Ok(error) = startup_failed => return Err(error.context("starting the router")),
@@ -81,33 +88,72 @@ pub async fn run(settings: ServiceSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM; in-flight requests then finish before `serve` returns.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// Resolves when the server should stop accepting: the first SIGINT or SIGTERM turns `/ready`
+/// to 503 "draining", then requests are still served for `drain` (or until a second signal).
+/// axum then closes the listener and waits for in-flight requests before `serve` returns.
+async fn shutdown_signal(state: AppState, drain: Duration) {
+    let mut signals = ShutdownSignals::listen();
+    signals.next().await;
+    state.start_draining();
+    tracing::info!(
+        drain_secs = drain.as_secs_f64(),
+        "shutdown signal received; /ready answers 503 draining, requests are still served"
+    );
+    if !drain.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(drain) => {},
+            () = signals.next() => tracing::info!("second shutdown signal; ending the drain early"),
         }
-    };
+    }
+    tracing::info!("finishing in-flight requests");
+}
+
+/// SIGINT and SIGTERM, waited for more than once.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        let terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    None
+                }
+            };
+        Self {
+            #[cfg(unix)]
+            terminate,
+        }
+    }
+
+    async fn next(&mut self) {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for SIGINT");
                 std::future::pending::<()>().await;
             }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match self.terminate.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
 /// SIGHUP asks the reloader to re-read the policy; a bad file changes nothing.

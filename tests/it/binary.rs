@@ -1,5 +1,5 @@
-//! The real `router` binary: the service on port 0 (ready, classify, SIGTERM → clean exit) and
-//! the offline commands' contracts (train, classify, embed, eval).
+//! The real `router` binary: the service on port 0 (ready, classify, SIGTERM → draining → clean
+//! exit) and the offline commands' contracts (train, classify, embed, eval).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -268,12 +268,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+fn sigterm(child: &KillOnDrop) {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
 #[test]
-fn serve_on_port_zero_answers_and_shuts_down_on_sigterm() {
+fn serve_on_port_zero_answers_and_drains_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
+    // A drain far longer than the test: only the second signal ends it, so nothing is timed.
     let (mut child, addr, log) = start(
         &[std::ffi::OsStr::new("--data-dir"), data.path().as_os_str()],
-        &[],
+        &[("ROUTER_DRAIN_SECS", "3600")],
     );
     assert!(
         data.path().join("index/manifest.json").is_file(),
@@ -290,11 +299,30 @@ fn serve_on_port_zero_answers_and_shuts_down_on_sigterm() {
     let (status, _) = http(&addr, "GET", "/metrics", None);
     assert_eq!(status, 200);
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    // SIGTERM: not ready ("draining") at once, while requests are still served.
+    sigterm(&child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = http(&addr, "GET", "/ready", None);
+        if status == 503 {
+            assert_eq!(body, json!({"ready": false, "reason": "draining"}));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(Instant::now() < deadline, "/ready never turned 503: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(http(&addr, "GET", "/health", None).0, 200);
+    let (status, d) = http(
+        &addr,
+        "POST",
+        "/classify",
+        Some(&json!({"prompt": "thanks, that was helpful!"}).to_string()),
+    );
+    assert_eq!(status, 200, "served while draining: {d}");
+
+    // A second signal ends the drain; the process exits cleanly.
+    sigterm(&child);
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
         if let Some(status) = child.0.try_wait().unwrap() {

@@ -10,6 +10,7 @@ mod accuracy;
 mod admin;
 mod binary;
 mod common;
+mod config_map;
 mod embed_reference;
 mod http;
 mod index_recall;
