@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
+use semantic_router::pipeline::PipelineOptions;
 use semantic_router::serve::auth::AdminToken;
 use semantic_router::serve::{build_app, AppState, Core, Limits};
 use serde_json::{json, Value};
@@ -95,8 +96,13 @@ async fn a_repeated_prompt_hits_the_cache_with_fresh_per_request_fields() {
 }
 
 fn app_without_cache() -> Router {
+    // The cache belongs to the pipeline: its size is set where the core is assembled.
+    let options = PipelineOptions {
+        cache_bytes: 0,
+        ..PipelineOptions::default()
+    };
     app(
-        common::core(),
+        common::core_with_options(options),
         Limits {
             cache_bytes: 0,
             ..Limits::default()
