@@ -823,8 +823,17 @@ proptest! {
             match (&scores, r.abstained) {
                 (None, abstained) => prop_assert!(abstained),
                 (Some(s), false) => {
-                    prop_assert_eq!(&r.bucket, s.bucket());
-                    let threshold = p.bucket(&r.bucket).unwrap().min_confidence.resolve(fitted_threshold);
+                    // The top bucket, or (a split within the uncertain margin) the runner-up
+                    // when its primary is of a more capable tier, said so.
+                    let top = s.bucket();
+                    if &r.bucket != top {
+                        let second = &s.ranked[1];
+                        prop_assert_eq!(&r.bucket, &second.bucket);
+                        prop_assert!(s.ranked[0].score - second.score < p.matching.uncertain_margin);
+                        prop_assert!(p.primary_tier(&second.bucket) > p.primary_tier(top));
+                        prop_assert!(r.reasons.iter().any(|x| x.starts_with("uncertain:")));
+                    }
+                    let threshold = p.bucket(top).unwrap().min_confidence.resolve(fitted_threshold);
                     prop_assert!(r.confidence >= threshold);
                 }
                 (Some(_), true) => prop_assert_eq!(&r.bucket, &p.default_bucket),
