@@ -35,7 +35,7 @@ fn kubelet_write(mount: &Path, timestamp: &str, policy: &str) {
 
 fn with_version(shipped: &str, version: &str) -> String {
     let replaced = shipped.replace(
-        "policy_version = \"2026-11-30.1\"",
+        "policy_version = \"2026-12-01.1\"",
         &format!("policy_version = \"{version}\""),
     );
     assert_ne!(
@@ -68,7 +68,7 @@ fn a_config_map_symlink_swap_reloads_the_policy() {
     let policy = mount.join("policy.toml");
     let core = common::core_with_policy(&dir.path().join("data"), &policy);
     let _watch = watch(&policy, &common::archetypes_dir(), core.reloads.clone()).unwrap();
-    assert_eq!(core.live.snapshot().policy.version, "2026-11-30.1");
+    assert_eq!(core.live.snapshot().policy.version, "2026-12-01.1");
 
     kubelet_write(
         &mount,
