@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::Router;
+use semantic_router::pipeline::PipelineOptions;
 use semantic_router::serve::Limits;
 use serde_json::{json, Value};
 
@@ -57,8 +58,13 @@ async fn a_repeated_prompt_hits_the_cache_with_fresh_per_request_fields() {
 }
 
 fn app_without_cache() -> Router {
+    // The cache belongs to the pipeline: its size is set where the core is assembled.
+    let options = PipelineOptions {
+        cache_bytes: 0,
+        ..PipelineOptions::default()
+    };
     admin_app(
-        common::core(),
+        common::core_with_options(options),
         Limits {
             cache_bytes: 0,
             ..Limits::default()

@@ -124,6 +124,17 @@ pub fn core_in(data_dir: &Path) -> Core {
 
 /// A ready core reading its policy from `policy` (so a test can edit and reload it).
 pub fn core_with_policy(data_dir: &Path, policy: &Path) -> Core {
+    core_from(data_dir, policy, PipelineOptions::default())
+}
+
+/// A ready core whose pipeline is sized by `options` (`router serve` takes the retrieval
+/// cache's size from its limits this way), in its own empty data directory.
+pub fn core_with_options(options: PipelineOptions) -> Core {
+    let data_dir = tempfile::tempdir().expect("temp dir").keep();
+    core_from(&data_dir, &policy_path(), options)
+}
+
+fn core_from(data_dir: &Path, policy: &Path, options: PipelineOptions) -> Core {
     let paths = StatePaths {
         policy: policy.to_owned(),
         archetypes: archetypes_dir(),
@@ -152,7 +163,7 @@ pub fn core_with_policy(data_dir: &Path, policy: &Path) -> Core {
             store,
             bundle: index,
             paths,
-            options: PipelineOptions::default(),
+            options,
         },
         &runtime(),
     )
