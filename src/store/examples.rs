@@ -1,9 +1,9 @@
-//! Labeled examples: read JSONL, validate, deduplicate.
+//! Labeled examples: read JSONL, validate, deduplicate into an `ExampleSet`.
 //!
 //! Two readers share one shape. The project's own archetype files are strict (unknown fields
 //! are typos and are rejected); labeled data sets given to `train`/`eval` may carry extra
 //! columns (`split`, `fold`, ...) that are ignored. Either file may name the bucket `bucket`
-//! or `label`.
+//! or `label`. Data-set rows kept as they are, for `eval`, are `labeled`'s.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -288,109 +288,6 @@ impl ExampleSet {
     }
 }
 
-/// One labeled row of a data set, kept as it is (no deduplication): what `eval` measures on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabeledRow {
-    pub text: String,
-    pub label: String,
-    /// The row's `oos` column where a data set marks out-of-scope rows by kind
-    /// (`id-oos`, `ood-oos`; `none` in scope), for reports split by kind.
-    pub oos_kind: Option<String>,
-}
-
-/// Keeps rows whose column `key` has one of `values` (compared as text):
-/// `split=train`, `fold=6,7`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowFilter {
-    pub key: String,
-    pub values: Vec<String>,
-}
-
-impl std::str::FromStr for RowFilter {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (key, values) = s
-            .split_once('=')
-            .ok_or_else(|| format!("`{s}` is not KEY=VALUE[,VALUE...]"))?;
-        Ok(Self {
-            key: key.trim().to_owned(),
-            values: values.split(',').map(|v| v.trim().to_owned()).collect(),
-        })
-    }
-}
-
-impl RowFilter {
-    fn keeps(&self, row: &serde_json::Map<String, serde_json::Value>) -> bool {
-        let Some(value) = row.get(&self.key) else {
-            return false;
-        };
-        self.values.contains(&json_text(value))
-    }
-}
-
-/// Reads the rows of a labeled JSONL file that pass every filter (extra columns ignored;
-/// the label in `bucket` or `label`). Rows are kept as they are, without deduplication.
-pub fn read_labeled_rows(
-    path: &Path,
-    filters: &[RowFilter],
-) -> Result<Vec<LabeledRow>, ArchetypeError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ArchetypeError::Io {
-        path: origin.clone(),
-        source,
-    })?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let invalid = |message: String| ArchetypeError::Invalid {
-            path: origin.clone(),
-            line: i + 1,
-            message,
-        };
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(line).map_err(|e| invalid(e.to_string()))?;
-        if !filters.iter().all(|f| f.keeps(&object)) {
-            continue;
-        }
-        let field = |name: &str| {
-            object
-                .get(name)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        };
-        let text = field("text").ok_or_else(|| invalid("missing string `text`".into()))?;
-        let label = field("bucket")
-            .or_else(|| field("label"))
-            .ok_or_else(|| invalid("missing `bucket` (or `label`)".into()))?;
-        let oos_kind = field("oos").filter(|k| k != "none");
-        rows.push(LabeledRow {
-            text,
-            label,
-            oos_kind,
-        });
-    }
-    if rows.is_empty() {
-        return Err(ArchetypeError::Empty { path: origin });
-    }
-    Ok(rows)
-}
-
-impl ExampleSet {
-    /// Builds a training set from data-set rows (dataset strictness: repeats and conflicting
-    /// labels are counted and skipped).
-    pub fn from_rows(rows: &[LabeledRow]) -> Self {
-        let mut set = Self::default();
-        for row in rows {
-            // Only empty texts fail in dataset mode; skipping them is what a data set needs.
-            let _ = set.insert(None, &row.label, &row.text, Strictness::Dataset);
-        }
-        set
-    }
-}
-
 /// Why one example was refused, before the file and line are known.
 #[derive(Debug, thiserror::Error)]
 pub enum InsertError {
@@ -434,7 +331,7 @@ impl InsertError {
 }
 
 /// A JSON scalar as text: strings without quotes, anything else as JSON (`3`, `true`).
-fn json_text(value: &serde_json::Value) -> String {
+pub(super) fn json_text(value: &serde_json::Value) -> String {
     value
         .as_str()
         .map_or_else(|| value.to_string(), str::to_owned)

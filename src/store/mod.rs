@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub mod examples;
+pub mod labeled;
 
 use crate::types::{ArchetypeId, BucketId};
-pub use examples::{
-    read_labeled_rows, ArchetypeError, Example, ExampleSet, InsertError, LabeledRow, RowFilter,
-    Strictness,
-};
+pub use examples::{ArchetypeError, Example, ExampleSet, InsertError, Strictness};
+pub use labeled::{read_labeled_rows, LabeledRow, RowFilter};
 
 pub const JOURNAL_FILE: &str = "archetypes.journal.jsonl";
 

@@ -1,71 +1,19 @@
 //! Issue 3 on the real app: admin token, archetype management with durable journal and
 //! background rebuilds, reloads that keep the last good state, provider feedback and breakers.
 
-use std::time::{Duration, Instant};
-
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use semantic_router::serve::auth::AdminToken;
-use semantic_router::serve::{build_app, AppState, Core, Limits};
+use axum::http::StatusCode;
+use semantic_router::serve::Limits;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use crate::common;
-
-const TOKEN: &str = "test-admin-token";
-
-fn admin_app(core: Core, limits: Limits) -> Router {
-    build_app(AppState::ready(core, limits).with_admin_token(AdminToken::new(TOKEN)))
-}
-
-async fn send(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    body: Option<Value>,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = match body {
-        Some(b) => request
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(b.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-async fn wait_for_index(app: &Router, version: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (_, ready) = send(app, "GET", "/ready", None, None).await;
-        if ready["index_version"] == version {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "index {version} never went live: {ready}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::common::http::{
+    admin_app, app_for, as_admin, bearer, delete, get, post_empty, post_json, send, wait_for_index,
+};
 
 #[tokio::test]
 async fn admin_endpoints_need_the_token_and_are_off_without_one() {
-    let off = build_app(AppState::ready(common::core(), Limits::default()));
-    let (status, body) = send(&off, "GET", "/archetypes", None, Some(TOKEN)).await;
+    let off = app_for(common::core(), Limits::default());
+    let (status, _, body) = send(&off, as_admin(get("/archetypes"))).await;
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
         (403, Some("admin_disabled"))
@@ -76,27 +24,20 @@ async fn admin_endpoints_need_the_token_and_are_off_without_one() {
         .contains("ROUTER_ADMIN_TOKEN"));
 
     let app = admin_app(common::core(), Limits::default());
-    let (status, body) = send(&app, "POST", "/admin/rebuild", None, None).await;
+    let (status, _, body) = send(&app, post_empty("/admin/rebuild")).await;
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
         (401, Some("unauthorized"))
     );
-    let (status, body) = send(&app, "DELETE", "/archetypes/code-001", None, Some("wrong")).await;
+    let (status, _, body) = send(&app, bearer("wrong", delete("/archetypes/code-001"))).await;
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
         (403, Some("forbidden"))
     );
-    let (status, _) = send(&app, "GET", "/archetypes?limit=1", None, Some(TOKEN)).await;
+    let (status, _, _) = send(&app, as_admin(get("/archetypes?limit=1"))).await;
     assert_eq!(status, StatusCode::OK);
     // /classify and /feedback stay open.
-    let (status, _) = send(
-        &app,
-        "POST",
-        "/classify",
-        Some(json!({"prompt": "hello!"})),
-        None,
-    )
-    .await;
+    let (status, _, _) = send(&app, post_json("/classify", &json!({"prompt": "hello!"}))).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -108,12 +49,12 @@ async fn added_archetypes_are_validated_durable_and_reach_the_live_index() {
     let shipped_text = shipped[0]["text"].as_str().unwrap();
     let shipped_id = shipped[0]["id"].as_str().unwrap();
 
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/archetypes",
-        Some(json!({"examples": [{"text": "x", "bucket": "poetry"}]})),
-        Some(TOKEN),
+        as_admin(post_json(
+            "/archetypes",
+            &json!({"examples": [{"text": "x", "bucket": "poetry"}]}),
+        )),
     )
     .await;
     assert_eq!(
@@ -121,12 +62,12 @@ async fn added_archetypes_are_validated_durable_and_reach_the_live_index() {
         (422, Some("unknown_bucket")),
         "{body}"
     );
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/archetypes",
-        Some(json!({"examples": [{"text": shipped_text, "bucket": "code"}]})),
-        Some(TOKEN),
+        as_admin(post_json(
+            "/archetypes",
+            &json!({"examples": [{"text": shipped_text, "bucket": "code"}]}),
+        )),
     )
     .await;
     assert_eq!(
@@ -141,12 +82,12 @@ async fn added_archetypes_are_validated_durable_and_reach_the_live_index() {
             .contains(shipped_id),
         "{body}"
     );
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/archetypes",
-        Some(json!({"examples": [{"text": shipped_text, "bucket": "chit_chat"}]})),
-        Some(TOKEN),
+        as_admin(post_json(
+            "/archetypes",
+            &json!({"examples": [{"text": shipped_text, "bucket": "chit_chat"}]}),
+        )),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -155,14 +96,8 @@ async fn added_archetypes_are_validated_durable_and_reach_the_live_index() {
 
     let text =
         "Reconcile the quarterly ledger export against the bank statement CSV and flag mismatches";
-    let (status, body) = send(
-        &app,
-        "POST",
-        "/archetypes",
-        Some(json!({"examples": [{"text": text, "bucket": "extraction", "id": "ops-ledger-1"}]})),
-        Some(TOKEN),
-    )
-    .await;
+    let added = json!({"examples": [{"text": text, "bucket": "extraction", "id": "ops-ledger-1"}]});
+    let (status, _, body) = send(&app, as_admin(post_json("/archetypes", &added))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let version = body["index_version"].as_str().unwrap().to_owned();
     assert_ne!(body["current_index_version"], version);
@@ -171,24 +106,14 @@ async fn added_archetypes_are_validated_durable_and_reach_the_live_index() {
         "durable before the answer"
     );
     wait_for_index(&app, &version).await;
-    let (_, d) = send(
-        &app,
-        "POST",
-        "/classify",
-        Some(json!({"prompt": text})),
-        None,
-    )
-    .await;
+    let (_, _, d) = send(&app, post_json("/classify", &json!({"prompt": text}))).await;
     assert_eq!(d["index_version"], version);
     assert_eq!(d["neighbours"][0]["id"], "ops-ledger-1");
     assert!(d["neighbours"][0]["similarity"].as_f64().unwrap() > 0.999);
 
-    let (status, page) = send(
+    let (status, _, page) = send(
         &app,
-        "GET",
-        "/archetypes?bucket=extraction&limit=500",
-        None,
-        Some(TOKEN),
+        as_admin(get("/archetypes?bucket=extraction&limit=500")),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -197,44 +122,22 @@ async fn added_archetypes_are_validated_durable_and_reach_the_live_index() {
         .unwrap()
         .iter()
         .any(|a| a["id"] == "ops-ledger-1"));
-    let (_, first) = send(
-        &app,
-        "GET",
-        "/archetypes?bucket=code&limit=5",
-        None,
-        Some(TOKEN),
-    )
-    .await;
+    let (_, _, first) = send(&app, as_admin(get("/archetypes?bucket=code&limit=5"))).await;
     assert_eq!(first["archetypes"].as_array().unwrap().len(), 5);
     let after = first["next_after"].as_str().unwrap();
-    let (_, second) = send(
+    let (_, _, second) = send(
         &app,
-        "GET",
-        &format!("/archetypes?bucket=code&limit=5&after={after}"),
-        None,
-        Some(TOKEN),
+        as_admin(get(&format!(
+            "/archetypes?bucket=code&limit=5&after={after}"
+        ))),
     )
     .await;
     assert!(second["archetypes"][0]["id"].as_str().unwrap() > after);
 
-    let (status, body) = send(
-        &app,
-        "DELETE",
-        "/archetypes/ops-ledger-1",
-        None,
-        Some(TOKEN),
-    )
-    .await;
+    let (status, _, body) = send(&app, as_admin(delete("/archetypes/ops-ledger-1"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     wait_for_index(&app, body["index_version"].as_str().unwrap()).await;
-    let (status, body) = send(
-        &app,
-        "DELETE",
-        "/archetypes/ops-ledger-1",
-        None,
-        Some(TOKEN),
-    )
-    .await;
+    let (status, _, body) = send(&app, as_admin(delete("/archetypes/ops-ledger-1"))).await;
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
         (404, Some("not_found"))
@@ -248,15 +151,12 @@ async fn classify_keeps_answering_during_a_rebuild_and_versions_only_move_forwar
         ..Limits::default()
     };
     let app = admin_app(common::core(), limits);
-    let (_, ready) = send(&app, "GET", "/ready", None, None).await;
+    let (_, _, ready) = send(&app, get("/ready")).await;
     let old = ready["index_version"].as_str().unwrap().to_owned();
     let examples: Vec<Value> = (0..40).map(|i| json!({"text": format!("Route ticket number {i} about a refund for a damaged parcel to the right team"), "bucket": "classification"})).collect();
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/archetypes",
-        Some(json!({"examples": examples})),
-        Some(TOKEN),
+        as_admin(post_json("/archetypes", &json!({"examples": examples}))),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -267,30 +167,23 @@ async fn classify_keeps_answering_during_a_rebuild_and_versions_only_move_forwar
             tokio::spawn(async move {
                 send(
                     &app,
-                    "POST",
-                    "/classify",
-                    Some(json!({"prompt": format!("hi there, question {i}")})),
-                    None,
+                    post_json(
+                        "/classify",
+                        &json!({"prompt": format!("hi there, question {i}")}),
+                    ),
                 )
                 .await
             })
         })
         .collect();
     for task in tasks {
-        let (status, d) = task.await.unwrap();
+        let (status, _, d) = task.await.unwrap();
         assert_eq!(status, StatusCode::OK, "{d}");
         let v = d["index_version"].as_str().unwrap();
         assert!(v == old || v == new, "{v}");
     }
     wait_for_index(&app, &new).await;
-    let (_, d) = send(
-        &app,
-        "POST",
-        "/classify",
-        Some(json!({"prompt": "one more"})),
-        None,
-    )
-    .await;
+    let (_, _, d) = send(&app, post_json("/classify", &json!({"prompt": "one more"}))).await;
     assert_eq!(
         d["index_version"], new,
         "after the swap, only the new version is served"
@@ -307,12 +200,9 @@ async fn admin_reload_refuses_a_broken_policy_and_applies_a_good_one() {
     let app = admin_app(core, Limits::default());
 
     std::fs::write(&policy, shipped.replace("[matching]", "[matchng]")).unwrap();
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/admin/reload",
-        Some(json!({"what": "policy"})),
-        Some(TOKEN),
+        as_admin(post_json("/admin/reload", &json!({"what": "policy"}))),
     )
     .await;
     assert_eq!(
@@ -327,7 +217,7 @@ async fn admin_reload_refuses_a_broken_policy_and_applies_a_good_one() {
             .contains("matchng"),
         "{body}"
     );
-    let (_, ready) = send(&app, "GET", "/ready", None, None).await;
+    let (_, _, ready) = send(&app, get("/ready")).await;
     assert_eq!(ready["policy_version"], "2026-12-01.1");
     assert!(
         ready["last_reload_error"]
@@ -345,14 +235,11 @@ async fn admin_reload_refuses_a_broken_policy_and_applies_a_good_one() {
         ),
     )
     .unwrap();
-    let (status, body) = send(&app, "POST", "/admin/reload", None, Some(TOKEN)).await;
+    let (status, _, body) = send(&app, as_admin(post_empty("/admin/reload"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, d) = send(
+    let (_, _, d) = send(
         &app,
-        "POST",
-        "/classify",
-        Some(json!({"prompt": "tell me a joke"})),
-        None,
+        post_json("/classify", &json!({"prompt": "tell me a joke"})),
     )
     .await;
     assert_eq!(d["policy_version"], "2026-11-30.9");
@@ -362,27 +249,27 @@ async fn admin_reload_refuses_a_broken_policy_and_applies_a_good_one() {
 async fn feedback_opens_a_breaker_and_decisions_skip_the_open_target() {
     let app = admin_app(common::core(), Limits::default());
     let prompt = json!({"prompt": "Write a Rust function that parses an ISO 8601 date"});
-    let (_, before) = send(&app, "POST", "/classify", Some(prompt.clone()), None).await;
+    let (_, _, before) = send(&app, post_json("/classify", &prompt)).await;
     let primary = before["target"]["name"].as_str().unwrap().to_owned();
 
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/feedback",
-        Some(json!({"target": "nope", "outcome": "timeout"})),
-        None,
+        post_json(
+            "/feedback",
+            &json!({"target": "nope", "outcome": "timeout"}),
+        ),
     )
     .await;
     assert_eq!(
         (status.as_u16(), body["error"]["code"].as_str()),
         (422, Some("unknown_target"))
     );
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/feedback",
-        Some(json!({"target": primary, "outcome": "exploded"})),
-        None,
+        post_json(
+            "/feedback",
+            &json!({"target": primary, "outcome": "exploded"}),
+        ),
     )
     .await;
     assert_eq!(
@@ -391,17 +278,17 @@ async fn feedback_opens_a_breaker_and_decisions_skip_the_open_target() {
         "{body}"
     );
     for _ in 0..10 {
-        let (status, _) = send(
+        let (status, _, _) = send(
             &app,
-            "POST",
-            "/feedback",
-            Some(json!({"target": primary, "outcome": "server_error", "latency_ms": 900})),
-            None,
+            post_json(
+                "/feedback",
+                &json!({"target": primary, "outcome": "server_error", "latency_ms": 900}),
+            ),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
     }
-    let (_, health) = send(&app, "GET", "/health/targets", None, None).await;
+    let (_, _, health) = send(&app, get("/health/targets")).await;
     let breaker = health["targets"]
         .as_array()
         .unwrap()
@@ -411,7 +298,7 @@ async fn feedback_opens_a_breaker_and_decisions_skip_the_open_target() {
         .clone();
     assert_eq!(breaker["state"], "open", "{health}");
 
-    let (_, after) = send(&app, "POST", "/classify", Some(prompt), None).await;
+    let (_, _, after) = send(&app, post_json("/classify", &prompt)).await;
     assert_ne!(after["target"]["name"], primary.as_str(), "{after}");
     let reasons: Vec<&str> = after["reasons"]
         .as_array()
@@ -430,12 +317,9 @@ async fn feedback_opens_a_breaker_and_decisions_skip_the_open_target() {
 #[tokio::test]
 async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeling() {
     let app = admin_app(common::core(), Limits::default());
-    let (status, body) = send(
+    let (status, _, body) = send(
         &app,
-        "POST",
-        "/admin/fit",
-        Some(json!({"target_precision": 0.9})),
-        Some(TOKEN),
+        as_admin(post_json("/admin/fit", &json!({"target_precision": 0.9}))),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -450,23 +334,20 @@ async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeli
         .find(|s| s["scorer"] == "combined")
         .unwrap();
     assert!(combined["accuracy"].as_f64().unwrap() > 0.7, "{combined}");
-    let (status, _) = send(
+    let (status, _, _) = send(
         &app,
-        "POST",
-        "/admin/fit",
-        Some(json!({"target_precision": 1.5})),
-        Some(TOKEN),
+        as_admin(post_json("/admin/fit", &json!({"target_precision": 1.5}))),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // A clear request, and one between two buckets (summarize vs. extract from one passage).
-    let (_, clear) = send(
+    let (_, _, clear) = send(
         &app,
-        "POST",
-        "/classify",
-        Some(json!({"prompt": "Write a Python function that reverses a linked list."})),
-        None,
+        post_json(
+            "/classify",
+            &json!({"prompt": "Write a Python function that reverses a linked list."}),
+        ),
     )
     .await;
     assert_eq!(clear["bucket"], "code");
@@ -482,17 +363,10 @@ async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeli
         "Is this a question about a story or about facts?",
         "Explain, then sum up, then classify: the sky is blue.",
     ] {
-        let (_, d) = send(
-            &app,
-            "POST",
-            "/classify",
-            Some(json!({"prompt": prompt})),
-            None,
-        )
-        .await;
+        let (_, _, d) = send(&app, post_json("/classify", &json!({"prompt": prompt}))).await;
         decisions.push((d, prompt.to_owned()));
     }
-    let (status, queue) = send(&app, "GET", "/admin/uncertain?limit=50", None, Some(TOKEN)).await;
+    let (status, _, queue) = send(&app, as_admin(get("/admin/uncertain?limit=50"))).await;
     assert_eq!(status, StatusCode::OK, "{queue}");
     let items = queue["items"].as_array().unwrap();
     let threshold = queue["uncertain_margin"].as_f64().unwrap();
@@ -508,6 +382,6 @@ async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeli
             assert!(item["text"].as_str().unwrap().contains(text.as_str()));
         }
     }
-    let (status, _) = send(&app, "GET", "/admin/uncertain", None, None).await;
+    let (status, _, _) = send(&app, get("/admin/uncertain")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -2,46 +2,10 @@
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
 use semantic_router::serve::{build_app, AppState, Limits};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
-use crate::common;
-
-fn app_with(limits: Limits) -> Router {
-    build_app(AppState::ready(common::core(), limits))
-}
-
-fn app() -> Router {
-    app_with(Limits::default())
-}
-
-async fn send(app: Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let response = app.oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (status, headers, body)
-}
-
-fn post(uri: &str, body: impl Into<Body>) -> Request<Body> {
-    Request::post(uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.into())
-        .unwrap()
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
+use crate::common::http::{app, app_with, get, post, send};
 
 fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code: &str) {
     assert_eq!(status.as_u16(), expected_status, "{body}");
@@ -57,7 +21,7 @@ fn assert_error(status: StatusCode, body: &Value, expected_status: u16, code: &s
 #[tokio::test]
 async fn classify_returns_a_complete_decision() {
     let body = json!({"prompt": "Write a Python function that returns the n-th Fibonacci number using memoization.", "request_id": "r-1", "tenant": "acme", "priority": "high"});
-    let (status, _, d) = send(app(), post("/classify", body.to_string())).await;
+    let (status, _, d) = send(&app(), post("/classify", body.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["bucket"], "code");
     assert_eq!(d["abstained"], false);
@@ -107,7 +71,7 @@ async fn messages_route_the_last_user_turn() {
         {"role": "assistant", "content": "Sure, here it is."},
         {"role": "user", "content": [{"type": "text", "text": "hi there! how's your day going?"}]}
     ]});
-    let (status, _, d) = send(app(), post("/classify", body.to_string())).await;
+    let (status, _, d) = send(&app(), post("/classify", body.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["bucket"], "chit_chat");
 }
@@ -160,7 +124,7 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
     ];
     for (request, status_code, code) in cases {
         let uri = request.uri().clone();
-        let (status, _, body) = send(app(), request).await;
+        let (status, _, body) = send(&app(), request).await;
         assert_error(status, &body, status_code, code);
         eprintln!("{uri} → {status} {code}");
     }
@@ -169,7 +133,7 @@ async fn bad_requests_get_json_errors_with_stable_codes() {
 #[tokio::test]
 async fn unknown_field_message_names_the_field() {
     let (_, _, body) = send(
-        app(),
+        &app(),
         post(
             "/classify",
             json!({"prompt": "x", "temprature": 1}).to_string(),
@@ -190,7 +154,7 @@ async fn a_one_megabyte_prompt_is_routed_from_its_window() {
     let paragraph = "Summarize the following meeting notes for the leadership team. The team discussed the roadmap. ";
     let prompt = paragraph.repeat(1_000_000 / paragraph.len() + 1);
     let (status, _, d) = send(
-        app(),
+        &app(),
         post("/classify", json!({"prompt": prompt}).to_string()),
     )
     .await;
@@ -210,7 +174,7 @@ async fn an_oversized_body_is_refused_with_413() {
     };
     let prompt = "word ".repeat(20_000);
     let (status, _, body) = send(
-        app_with(limits),
+        &app_with(limits),
         post("/classify", json!({"prompt": prompt}).to_string()),
     )
     .await;
@@ -224,7 +188,7 @@ async fn full_admission_answers_429_with_retry_after() {
         ..Limits::default()
     };
     let (status, headers, body) = send(
-        app_with(limits),
+        &app_with(limits),
         post("/classify", json!({"prompt": "hello"}).to_string()),
     )
     .await;
@@ -235,13 +199,13 @@ async fn full_admission_answers_429_with_retry_after() {
 #[tokio::test]
 async fn a_starting_router_is_alive_but_not_ready() {
     let app = build_app(AppState::starting(Limits::default(), None));
-    let (status, _, body) = send(app.clone(), get("/health")).await;
+    let (status, _, body) = send(&app, get("/health")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _, body) = send(app.clone(), get("/ready")).await;
+    let (status, _, body) = send(&app, get("/ready")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["ready"], false);
     let (status, headers, body) =
-        send(app, post("/classify", json!({"prompt": "hi"}).to_string())).await;
+        send(&app, post("/classify", json!({"prompt": "hi"}).to_string())).await;
     assert_error(status, &body, 503, "not_ready");
     assert!(headers.contains_key(header::RETRY_AFTER));
 }
@@ -253,7 +217,7 @@ async fn batch_classifies_in_order_and_names_bad_items() {
         {"prompt": "A bakery sells 24 muffins per tray and bakes 7 trays. It sells all but 15 muffins. How many muffins were sold?"},
         {"prompt": "good morning! how are you?"}
     ]});
-    let (status, _, d) = send(app(), post("/classify/batch", body.to_string())).await;
+    let (status, _, d) = send(&app(), post("/classify/batch", body.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     let buckets: Vec<&str> = d["decisions"]
         .as_array()
@@ -264,7 +228,7 @@ async fn batch_classifies_in_order_and_names_bad_items() {
     assert_eq!(buckets, ["creative_writing", "math_reasoning", "chit_chat"]);
 
     let bad = json!({"requests": [{"prompt": "ok"}, {"prompt": ""}]});
-    let (status, _, body) = send(app(), post("/classify/batch", bad.to_string())).await;
+    let (status, _, body) = send(&app(), post("/classify/batch", bad.to_string())).await;
     assert_error(status, &body, 400, "invalid_request");
     assert!(
         body["error"]["message"]
@@ -278,7 +242,7 @@ async fn batch_classifies_in_order_and_names_bad_items() {
         max_batch: 2,
         ..Limits::default()
     };
-    let (status, _, body) = send(app_with(limits), post("/classify/batch", body_of(3))).await;
+    let (status, _, body) = send(&app_with(limits), post("/classify/batch", body_of(3))).await;
     assert_error(status, &body, 400, "invalid_request");
 }
 
@@ -289,7 +253,7 @@ fn body_of(n: usize) -> String {
 #[tokio::test]
 async fn embed_endpoint_returns_unit_vectors_and_token_counts() {
     let (status, _, d) = send(
-        app(),
+        &app(),
         post("/embed", json!({"text": "hello world"}).to_string()),
     )
     .await;
@@ -304,24 +268,24 @@ async fn embed_endpoint_returns_unit_vectors_and_token_counts() {
     assert!((v.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-4);
     assert_eq!(d["tokens"], 4);
     let (status, _, d) = send(
-        app(),
+        &app(),
         post("/embed", json!({"texts": ["a", "b c"]}).to_string()),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["embeddings"].as_array().unwrap().len(), 2);
-    let (status, _, body) = send(app(), post("/embed", json!({"text": ""}).to_string())).await;
+    let (status, _, body) = send(&app(), post("/embed", json!({"text": ""}).to_string())).await;
     assert_error(status, &body, 400, "empty_prompt");
 }
 
 #[tokio::test]
 async fn ready_and_info_report_versions_and_model() {
-    let (status, _, d) = send(app(), get("/ready")).await;
+    let (status, _, d) = send(&app(), get("/ready")).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["ready"], true);
     assert_eq!(d["policy_version"], "2026-12-01.1");
     assert!(d["last_reload_error"].is_null());
-    let (status, _, d) = send(app(), get("/info")).await;
+    let (status, _, d) = send(&app(), get("/info")).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["model"]["id"], "sentence-transformers/all-MiniLM-L6-v2");
     assert_eq!(

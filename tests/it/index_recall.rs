@@ -1,29 +1,12 @@
 //! usearch HNSW against exact brute-force search on real embeddings.
 
-use semantic_router::index::{ExactIndex, HnswParams, UsearchIndex, VectorSearch};
+use semantic_router::index::recall::recall_at_k;
+use semantic_router::index::{ExactIndex, HnswParams, UsearchIndex};
 use semantic_router::pipeline::indexer::embed_all;
 use semantic_router::store::read_labeled_rows;
 use semantic_router::types::Embedding;
 
 use crate::common;
-
-/// Mean share of the exact top-k that the approximate search also returns.
-fn recall_at_k(
-    approx: &dyn VectorSearch,
-    exact: &dyn VectorSearch,
-    queries: &[Embedding],
-    k: usize,
-) -> f64 {
-    let mut found = 0usize;
-    let mut wanted = 0usize;
-    for q in queries {
-        let truth: Vec<u64> = exact.search(q, k).unwrap().iter().map(|h| h.key).collect();
-        let got: Vec<u64> = approx.search(q, k).unwrap().iter().map(|h| h.key).collect();
-        found += truth.iter().filter(|key| got.contains(key)).count();
-        wanted += truth.len();
-    }
-    found as f64 / wanted as f64
-}
 
 fn indexes(vectors: &[Embedding]) -> (UsearchIndex, ExactIndex) {
     let entries: Vec<(u64, &Embedding)> = vectors
@@ -46,7 +29,7 @@ fn hnsw_recall_on_shipped_archetypes() {
         .map(|k| usearch.vector(k).unwrap())
         .collect();
     let (_, exact) = indexes(&vectors);
-    let recall = recall_at_k(usearch, &exact, &vectors, 10);
+    let recall = recall_at_k(usearch, &exact, &vectors, 10).unwrap();
     eprintln!(
         "recall@10 on {} archetype vectors: {recall:.4}",
         vectors.len()
@@ -64,7 +47,7 @@ fn hnsw_recall_on_10k_real_vectors() {
     let vectors = embed_all(common::embedder().as_ref(), &texts, &|_, _| {}).unwrap();
     let (base, queries) = vectors.split_at(10_000);
     let (hnsw, exact) = indexes(base);
-    let recall = recall_at_k(&hnsw, &exact, queries, 10);
+    let recall = recall_at_k(&hnsw, &exact, queries, 10).unwrap();
     eprintln!("recall@10 on 10,000 CLINC150 vectors, 500 held-out queries: {recall:.4}");
     assert!(recall >= 0.99, "recall@10 {recall}");
 }

@@ -1,55 +1,17 @@
 //! Issue 5 on the real app: the `/classify` micro-batcher and the decision cache (hits, fresh
 //! per-request fields, invalidation by policy reloads and index swaps).
 
-use std::time::{Duration, Instant};
-
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::http::StatusCode;
 use axum::Router;
-use http_body_util::BodyExt;
 use semantic_router::pipeline::PipelineOptions;
-use semantic_router::serve::auth::AdminToken;
-use semantic_router::serve::{build_app, AppState, Core, Limits};
+use semantic_router::serve::Limits;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use crate::common;
-
-const TOKEN: &str = "serving-test-token";
-
-fn app(core: Core, limits: Limits) -> Router {
-    build_app(AppState::ready(core, limits).with_admin_token(AdminToken::new(TOKEN)))
-}
-
-async fn send(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    body: Option<Value>,
-) -> (StatusCode, HeaderMap, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .header(header::CONTENT_TYPE, "application/json");
-    let request = match body {
-        Some(b) => request.body(Body::from(b.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+use crate::common::http::{admin_app, as_admin, post_empty, post_json, send, wait_for_index};
 
 async fn classify(app: &Router, body: Value) -> (String, Value) {
-    let (status, headers, d) = send(app, "POST", "/classify", Some(body)).await;
+    let (status, headers, d) = send(app, post_json("/classify", &body)).await;
     assert_eq!(status, StatusCode::OK, "{d}");
     let cache = headers["x-router-cache"].to_str().unwrap().to_owned();
     (cache, d)
@@ -66,7 +28,7 @@ fn neighbour_ids(d: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_repeated_prompt_hits_the_cache_with_fresh_per_request_fields() {
-    let app = app(common::core(), Limits::default());
+    let app = admin_app(common::core(), Limits::default());
     let prompt = "Summarize this meeting transcript into five bullet points for the team";
     let (first_cache, first) = classify(&app, json!({"prompt": prompt, "request_id": "a"})).await;
     assert_eq!(first_cache, "miss");
@@ -101,7 +63,7 @@ fn app_without_cache() -> Router {
         cache_bytes: 0,
         ..PipelineOptions::default()
     };
-    app(
+    admin_app(
         common::core_with_options(options),
         Limits {
             cache_bytes: 0,
@@ -116,7 +78,7 @@ async fn a_policy_reload_or_an_index_swap_empties_the_cache() {
     let policy = dir.path().join("policy.toml");
     let shipped = std::fs::read_to_string(common::policy_path()).unwrap();
     std::fs::write(&policy, &shipped).unwrap();
-    let app = app(
+    let app = admin_app(
         common::core_with_policy(dir.path(), &policy),
         Limits::default(),
     );
@@ -132,7 +94,7 @@ async fn a_policy_reload_or_an_index_swap_empties_the_cache() {
         ),
     )
     .unwrap();
-    let (status, _, body) = send(&app, "POST", "/admin/reload", None).await;
+    let (status, _, body) = send(&app, as_admin(post_empty("/admin/reload"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (cache, d) = classify(&app, json!({"prompt": prompt})).await;
     assert_eq!(cache, "miss", "a new policy is a new snapshot");
@@ -140,24 +102,12 @@ async fn a_policy_reload_or_an_index_swap_empties_the_cache() {
     assert_eq!(classify(&app, json!({"prompt": prompt})).await.0, "hit");
 
     // The prompt itself becomes an archetype: after the swap it is its own nearest neighbour.
-    let (status, _, body) = send(
-        &app,
-        "POST",
-        "/archetypes",
-        Some(json!({"examples": [{"text": prompt, "bucket": "extraction", "id": "cache-test-1"}]})),
-    )
-    .await;
+    let examples =
+        json!({"examples": [{"text": prompt, "bucket": "extraction", "id": "cache-test-1"}]});
+    let (status, _, body) = send(&app, as_admin(post_json("/archetypes", &examples))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let version = body["index_version"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (_, _, ready) = send(&app, "GET", "/ready", None).await;
-        if ready["index_version"] == version.as_str() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "index {version} never went live");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_index(&app, &version).await;
     let (cache, d) = classify(&app, json!({"prompt": prompt})).await;
     assert_eq!(cache, "miss", "a new index is a new snapshot");
     assert_eq!(d["index_version"], version.as_str());

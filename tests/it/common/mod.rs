@@ -1,4 +1,5 @@
-//! Shared test fixtures: the real embedder (loaded once per test binary), paths, temp dirs.
+//! Shared test fixtures: the real embedder (loaded once per test binary), paths, temp dirs,
+//! ready cores; `http` holds the helpers for driving the app through `oneshot`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -14,6 +15,8 @@ use semantic_router::pipeline::indexer::{build_index, rebuild_index};
 use semantic_router::pipeline::PipelineOptions;
 use semantic_router::store::ArchetypeStore;
 use semantic_router::store::{ExampleSet, Strictness};
+
+pub mod http;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
