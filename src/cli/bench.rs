@@ -13,7 +13,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::ModelArgs;
+use crate::embed::Embedder;
 use crate::eval::Percentiles;
+use crate::pipeline::compose::load_embedder;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -35,6 +38,12 @@ pub struct BenchArgs {
     /// Write the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Skip the in-process embedding of the same prompts (reported beside the HTTP figures,
+    /// so the cost of everything around the model shows).
+    #[arg(long)]
+    pub no_embed_baseline: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 /// Kills the service this command started, however the command ends.
@@ -70,10 +79,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .collect();
     run_load(&addr, &bodies, args.warmup, args.concurrency.max(1))?;
     let started = Instant::now();
-    let (mut latencies, errors) = run_load(&addr, &bodies, args.requests, args.concurrency.max(1))?;
+    let (timed, errors) = run_load(&addr, &bodies, args.requests, args.concurrency.max(1))?;
     let wall = started.elapsed().as_secs_f64();
-    let p = Percentiles::of(&mut latencies);
+    let p = Percentiles::of(&mut timed.iter().map(|t| t.total_ms).collect::<Vec<_>>());
+    let served_model = Percentiles::of(&mut timed.iter().map(|t| t.model_ms).collect::<Vec<_>>());
+    // Per request: what the service spent outside tokenizing and the forward pass.
+    let around = Percentiles::of(
+        &mut timed
+            .iter()
+            .map(|t| t.total_ms - t.model_ms)
+            .collect::<Vec<_>>(),
+    );
+    // After the load, so the two never compete for the cores.
+    let embed = if args.no_embed_baseline {
+        None
+    } else {
+        Some(embed_baseline(&args.model, &prompts, args.requests)?)
+    };
+    let around_model = embed.as_ref().map(|e| p.p50 - e.p50);
     let report = json!({
+        "served_model_p50_ms": served_model.p50,
+        "around_model_per_request_p50_ms": around.p50,
+        "around_model_per_request_p99_ms": around.p99,
+        "in_process_embed_p50_ms": embed.as_ref().map(|e| e.p50),
+        "in_process_embed_p99_ms": embed.as_ref().map(|e| e.p99),
+        "around_model_p50_ms": around_model,
         "p50_ms": p.p50, "p90_ms": p.p90, "p99_ms": p.p99, "max_ms": p.max,
         "throughput_rps": args.requests as f64 / wall,
         "errors": errors,
@@ -93,10 +123,32 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.requests, args.concurrency, p.p50, p.p90, p.p99, p.max,
             args.requests as f64 / wall, errors, report["machine"],
             info["build"], info["model"]["id"], info["model"]["revision"],
-        )
+        ) + &format!(
+            "\nmodel (tokenize + forward pass, as the service reported): p50 {:.2} ms; the rest of each request: p50 {:.2} ms  p99 {:.2} ms",
+            served_model.p50, around.p50, around.p99,
+        ) + &embed.as_ref().map_or(String::new(), |e| format!(
+            "\nin-process embedding of the same prompts: p50 {:.2} ms  p99 {:.2} ms  (HTTP p50 minus it: {:.2} ms)",
+            e.p50, e.p99, p.p50 - e.p50,
+        ))
     };
     super::stdin_jsonl::write_line(&line)?;
     Ok(())
+}
+
+/// One in-process embedding at a time of the first `n` prompts (repeated as needed), after
+/// a short warm-up: the model's share of a request, on the same machine in the same run.
+fn embed_baseline(model: &ModelArgs, prompts: &[String], n: usize) -> anyhow::Result<Percentiles> {
+    let (embedder, _) = load_embedder(&model.settings())?;
+    for prompt in prompts.iter().cycle().take(20) {
+        embedder.embed(prompt)?;
+    }
+    let mut times = Vec::with_capacity(n);
+    for prompt in prompts.iter().cycle().take(n) {
+        let start = Instant::now();
+        embedder.embed(prompt)?;
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Percentiles::of(&mut times))
 }
 
 fn read_prompts(path: &PathBuf) -> anyhow::Result<Vec<String>> {
@@ -163,15 +215,27 @@ fn wait_ready(addr: &str) -> anyhow::Result<()> {
     }
 }
 
+/// One answered request: its HTTP latency and the model's share of it as the service
+/// reported it (`timings_us.tokenize + embed`).
+struct Timed {
+    total_ms: f64,
+    model_ms: f64,
+}
+
+fn model_ms(decision: &Value) -> f64 {
+    let us = |stage: &str| decision["timings_us"][stage].as_u64().unwrap_or(0) as f64;
+    (us("tokenize") + us("embed")) / 1000.0
+}
+
 /// Sends `n` requests from `clients` threads; returns latencies (ms) of 200s and the error count.
 fn run_load(
     addr: &str,
     bodies: &[String],
     n: usize,
     clients: usize,
-) -> anyhow::Result<(Vec<f64>, usize)> {
+) -> anyhow::Result<(Vec<Timed>, usize)> {
     let next = AtomicUsize::new(0);
-    let results: Vec<anyhow::Result<(Vec<f64>, usize)>> = std::thread::scope(|scope| {
+    let results: Vec<anyhow::Result<(Vec<Timed>, usize)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
                 scope.spawn(|| {
@@ -191,7 +255,10 @@ fn run_load(
                             "/classify",
                             &bodies[i % bodies.len()],
                         ) {
-                            Ok((200, _)) => latencies.push(start.elapsed().as_secs_f64() * 1000.0),
+                            Ok((200, decision)) => latencies.push(Timed {
+                                total_ms: start.elapsed().as_secs_f64() * 1000.0,
+                                model_ms: model_ms(&decision),
+                            }),
                             Ok(_) => errors += 1,
                             Err(_) => {
                                 errors += 1;

@@ -3,38 +3,25 @@
 //! turn's bucket and sent to a cheaper tier, per task and overall.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::json;
 
 use super::eval::EvalArgs;
-use crate::decide::Policy;
 use crate::eval::conversations::{evaluate, read_dialogues, FollowUps};
-use crate::pipeline::bundle::default_bundle_dir;
-use crate::pipeline::compose::{load_bundle, load_embedder, progress_bar};
-use crate::pipeline::{Pipeline, PipelineOptions, Snapshot};
-use crate::store::ArchetypeStore;
+use crate::pipeline::compose::{load_offline, progress_bar, OfflineCore};
 
 pub fn run(args: &EvalArgs, path: &Path) -> anyhow::Result<()> {
     let dialogues = read_dialogues(path)?;
-    let policy = Policy::load(&args.state.policy)?;
-    let (embedder, _) = load_embedder(&args.model.settings())?;
-    let store = ArchetypeStore::open(&args.state.archetypes, &args.state.data_dir)?;
     let bar = progress_bar("embedding archetypes");
-    let bundle = load_bundle(
-        args.state.index.as_deref(),
-        &default_bundle_dir(&args.state.data_dir),
-        store.examples(),
-        embedder.as_ref(),
+    let OfflineCore { pipeline, snapshot } = load_offline(
+        &args.state.paths(),
+        &args.model.settings(),
         &|done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         },
     )?;
     bar.finish_and_clear();
-    let dims = crate::embed::Embedder::dims(embedder.as_ref());
-    let snapshot = Arc::new(Snapshot::new(Arc::new(policy), Arc::new(bundle), dims)?);
-    let pipeline = Pipeline::new(embedder, PipelineOptions::default())?;
     let bar = progress_bar("routing dialogues");
     let report = evaluate(
         &pipeline,

@@ -3,7 +3,6 @@
 //! aligned with inputs) and the command exits non-zero at the end.
 
 use std::io::{BufRead, Write};
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
@@ -12,12 +11,9 @@ use serde_json::json;
 
 use super::args::StateArgs;
 use super::ModelArgs;
-use crate::decide::Policy;
 use crate::embed::Embedder;
-use crate::pipeline::bundle::default_bundle_dir;
-use crate::pipeline::compose::{load_bundle, load_embedder, progress_bar};
-use crate::pipeline::{ClassifyInput, Pipeline, PipelineOptions, Snapshot};
-use crate::store::ArchetypeStore;
+use crate::pipeline::compose::{load_embedder, load_offline, progress_bar, OfflineCore};
+use crate::pipeline::ClassifyInput;
 
 /// Lines embedded per forward pass; batch results equal single ones.
 const STDIN_BATCH: usize = 32;
@@ -95,29 +91,16 @@ fn error_line(message: &str) -> String {
 }
 
 pub fn classify(args: &ClassifyArgs) -> anyhow::Result<()> {
-    let policy = Policy::load(&args.state.policy)?;
-    let (embedder, _) = load_embedder(&args.model.settings())?;
-    let examples = match &args.state.index {
-        Some(_) => crate::store::ExampleSet::default(),
-        None => ArchetypeStore::open(&args.state.archetypes, &args.state.data_dir)?
-            .examples()
-            .clone(),
-    };
     let bar = progress_bar("embedding archetypes");
-    let index = load_bundle(
-        args.state.index.as_deref(),
-        &default_bundle_dir(&args.state.data_dir),
-        &examples,
-        embedder.as_ref(),
+    let OfflineCore { pipeline, snapshot } = load_offline(
+        &args.state.paths(),
+        &args.model.settings(),
         &|done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         },
     )?;
     bar.finish_and_clear();
-    let dims = embedder.dims();
-    let snapshot = Arc::new(Snapshot::new(Arc::new(policy), Arc::new(index), dims)?);
-    let pipeline = Pipeline::new(embedder, PipelineOptions::default())?;
     let mut failures = 0usize;
     for_each_chunk(|chunk| {
         for parsed in chunk {

@@ -11,6 +11,7 @@ mod admin;
 mod binary;
 mod common;
 mod config_map;
+mod conversations;
 mod embed_reference;
 mod http;
 mod index_recall;
