@@ -113,7 +113,7 @@ impl ClassifyRequest {
                 (messages[last_user].text(), earlier)
             }
         };
-        if text.trim().is_empty() {
+        if is_blank(&text) {
             return Err(ApiError::EmptyPrompt);
         }
         Ok((text, earlier))
@@ -189,6 +189,26 @@ impl Message {
                 .join("\n"),
         }
     }
+}
+
+/// Whether a text has nothing to route: only whitespace, control characters (`Cc`) and
+/// characters that render as nothing (Unicode's `Default_Ignorable_Code_Point`: zero-width
+/// spaces and joiners, bidi marks and overrides, the BOM, soft hyphens, variation selectors,
+/// tags). Such a prompt would otherwise be embedded as `[CLS] [SEP]` and routed somewhere
+/// with high confidence (it went to `chit_chat` at 0.94), so it is refused as empty instead.
+pub fn is_blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || c.is_control() || is_default_ignorable(c))
+}
+
+/// Unicode 15.1 `DerivedCoreProperties.txt`, `Default_Ignorable_Code_Point`.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// `POST /classify/batch`.
@@ -289,5 +309,49 @@ mod tests {
             no_user.routed_text(),
             Err(ApiError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn invisible_prompts_are_empty() {
+        // Control characters, zero-width space / joiners, word joiner, BOM, bidi marks and
+        // overrides, soft hyphen, a variation selector, a tag character: nothing to route.
+        for prompt in [
+            "\u{0}\u{1}\u{7f}",
+            "\u{200B}\u{200C}\u{200D}",
+            "\u{2060}\u{FEFF}",
+            "\u{200E}\u{200F}\u{202E}\u{2066}\u{2069}",
+            "\u{AD} \u{FE0F}\t\u{E0041}\n",
+            "\u{85}\u{3000}\u{1680}",
+        ] {
+            let json = serde_json::json!({ "prompt": prompt }).to_string();
+            let r = parse(&json).unwrap();
+            assert!(
+                matches!(r.clone().into_input(), Err(ApiError::EmptyPrompt)),
+                "{prompt:?} is empty"
+            );
+            let messages = serde_json::json!({"messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]});
+            let r = parse(&messages.to_string()).unwrap();
+            assert!(
+                matches!(r.into_input(), Err(ApiError::EmptyPrompt)),
+                "{prompt:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn visible_text_among_invisible_characters_is_routed_as_sent() {
+        // Right-to-left text, an RTL override around Latin text, a ZWJ emoji sequence: kept.
+        for prompt in [
+            "\u{202E}write a parser\u{202C}",
+            "\u{200B}hi\u{200B}",
+            "مرحبا كيف حالك",
+            "\u{1F468}\u{200D}\u{1F469}",
+        ] {
+            let json = serde_json::json!({ "prompt": prompt }).to_string();
+            let input = parse(&json).unwrap().into_input().unwrap();
+            assert_eq!(input.text, prompt);
+        }
+        assert!(!is_blank("\u{200B}a"));
+        assert!(is_blank(""));
     }
 }

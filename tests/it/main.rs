@@ -13,6 +13,7 @@ mod common;
 mod config_map;
 mod conversations;
 mod embed_reference;
+mod hostile;
 mod http;
 mod index_recall;
 mod policy_file;

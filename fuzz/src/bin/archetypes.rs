@@ -1,0 +1,7 @@
+//! AFL++ entry point for [`semantic_router_fuzz::archetypes`]; run it with `scripts/fuzz.sh`.
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| {
+        semantic_router_fuzz::archetypes(data);
+    });
+}
