@@ -27,7 +27,7 @@ pub struct ClassifyRequest {
     pub tenant: Option<String>,
     #[serde(default)]
     pub tier: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "priority_word")]
     pub priority: Option<Priority>,
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
@@ -191,6 +191,16 @@ impl Message {
     }
 }
 
+/// `priority` read as a string first. serde_json reports an enum given a number or a boolean
+/// as a syntax error ("expected value"), which would answer valid JSON with `invalid_json`;
+/// this way a wrong type or an unknown word is a data error, answered `invalid_request`.
+fn priority_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Priority>, D::Error> {
+    let Some(word) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    Priority::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&word)).map(Some)
+}
+
 /// Whether a text has nothing to route: only whitespace, control characters (`Cc`) and
 /// characters that render as nothing (Unicode's `Default_Ignorable_Code_Point`: zero-width
 /// spaces and joiners, bidi marks and overrides, the BOM, soft hyphens, variation selectors,
@@ -309,6 +319,33 @@ mod tests {
             no_user.routed_text(),
             Err(ApiError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn a_priority_of_the_wrong_type_is_a_data_error_not_malformed_json() {
+        // Found by tests/it/hostile.rs: `"priority": 3` was answered `invalid_json`.
+        for json in [
+            r#"{"prompt": "x", "priority": 3}"#,
+            r#"{"prompt": "x", "priority": true}"#,
+            r#"{"prompt": "x", "priority": ["high"]}"#,
+            r#"{"prompt": "x", "priority": "urgent"}"#,
+        ] {
+            let e = parse(json).unwrap_err();
+            assert_eq!(
+                e.classify(),
+                serde_json::error::Category::Data,
+                "{json}: {e}"
+            );
+        }
+        let e = parse(r#"{"prompt": "x", "priority": "urgent"}"#).unwrap_err();
+        assert!(e.to_string().contains("urgent"), "{e}");
+        for (json, expected) in [
+            (r#"{"prompt": "x", "priority": "low"}"#, Some(Priority::Low)),
+            (r#"{"prompt": "x", "priority": null}"#, None),
+            (r#"{"prompt": "x"}"#, None),
+        ] {
+            assert_eq!(parse(json).unwrap().priority, expected, "{json}");
+        }
     }
 
     #[test]
