@@ -29,7 +29,8 @@ if ! cargo afl --version >/dev/null 2>&1; then
     cargo install --locked cargo-afl
 fi
 # AFL++ itself (afl-fuzz and the runtime linked into the targets), built once per machine.
-if ! cargo afl fuzz -h 2>&1 | grep -q "afl-fuzz"; then
+afl_help=$(cargo afl fuzz -h 2>&1 || true)   # afl-fuzz -h exits 1
+if [[ "$afl_help" != *afl-fuzz* ]]; then
     echo "building AFL++ (cargo afl config --build)"
     cargo afl config --build
 fi

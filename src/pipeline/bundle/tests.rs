@@ -117,3 +117,25 @@ fn corrupt_index_file_is_refused_before_usearch_reads_it() {
         .to_string();
     assert!(err.contains("corrupt"), "{err}");
 }
+
+#[test]
+fn manifest_numbers_read_back_exactly_what_was_written() {
+    // Found by fuzzing (fuzz/, target `manifest`): serde_json's default float parsing is
+    // not correctly rounded for long decimals, so 0.955…5 (29 digits) read as x, was
+    // written as the shortest text of x, and that text read back as x + 1 ulp. Cargo.toml
+    // turns on serde_json's `float_roundtrip`: a manifest we write reads back identical.
+    let json = r#"{"schema_version": 2, "model": {"id": "m", "revision": "r", "sha256": "s"},
+        "dims": 4, "metric": "cos", "built_at": 0, "examples_sha256": "", "index_sha256": "",
+        "hnsw": {"connectivity": 16, "expansion_add": 64, "expansion_search": 32},
+        "counts": {}, "keys": [], "scoring": {"buckets": [], "calibration": {
+        "temperatures": {"head": 0.8}, "confidence": {"combined": {"a": 6.1, "b": -2.3}},
+        "head_weight": 0.5, "knn_softmax_temperature": 0.000000000000005,
+        "thresholds": {"combined": {"threshold": 0.41,
+            "precision": 0.95555555555555555555555555555, "coverage": 0.8}},
+        "target_precision": 0.95, "fitted_on_rows": 120}, "head_sha256": null}}"#;
+    let manifest: BundleManifest = serde_json::from_str(json).unwrap();
+    let written = serde_json::to_string(&manifest).unwrap();
+    let reread: BundleManifest = serde_json::from_str(&written).unwrap();
+    assert_eq!(serde_json::to_string(&reread).unwrap(), written);
+    assert_eq!(reread.scoring.calibration, manifest.scoring.calibration);
+}
