@@ -363,7 +363,7 @@ mod tests {
             let json = serde_json::json!({ "prompt": prompt }).to_string();
             let r = parse(&json).unwrap();
             assert!(
-                matches!(r.clone().into_input(), Err(ApiError::EmptyPrompt)),
+                matches!(r.into_input(), Err(ApiError::EmptyPrompt)),
                 "{prompt:?} is empty"
             );
             let messages = serde_json::json!({"messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]});

@@ -139,8 +139,7 @@ async fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
     assert!(
         ["invalid_json", "invalid_request"]
             .contains(&got.1["error"]["code"].as_str().unwrap_or("")),
-        "nested content: {:?}",
-        got
+        "nested content: {got:?}"
     );
     assert_eq!(got.0, StatusCode::BAD_REQUEST, "{:?}", got.1);
     still_serving(&app).await;
