@@ -45,7 +45,7 @@ echo "built in $(( $(date +%s) - start )) s"
 export AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 export AFL_NO_UI=1 AFL_QUIET=1
 
-stat() { sed -n "s/^$2 *: *//p" "$1" | head -1; }
+field() { sed -n "s/^$2 *: *//p" "$1" | head -1; }
 failed=()
 summary=()
 for t in "${targets[@]}"; do
@@ -65,10 +65,10 @@ for t in "${targets[@]}"; do
         failed+=("$t")
         continue
     fi
-    execs=$(stat "$stats" execs_done)
-    crashes=$(stat "$stats" saved_crashes)
-    hangs=$(stat "$stats" saved_hangs)
-    line="$t: $execs executions ($(stat "$stats" execs_per_sec)/s), corpus $(stat "$stats" corpus_count), edges covered $(stat "$stats" bitmap_cvg), crashes $crashes, hangs $hangs"
+    execs=$(field "$stats" execs_done)
+    crashes=$(field "$stats" saved_crashes)
+    hangs=$(field "$stats" saved_hangs)
+    line="$t: $execs executions ($(field "$stats" execs_per_sec)/s), corpus $(field "$stats" corpus_count), edges covered $(field "$stats" bitmap_cvg), crashes $crashes, hangs $hangs"
     echo "$line"
     summary+=("$line")
     if [ "${crashes:-0}" != "0" ]; then
