@@ -2,6 +2,7 @@
 //! percentiles and throughput, with the machine, build profile and model fingerprint, so a
 //! figure can be reproduced. Without `--url` it starts this binary's own service on a free port.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -79,10 +80,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .collect();
     run_load(&addr, &bodies, args.warmup, args.concurrency.max(1))?;
     let started = Instant::now();
-    let (timed, errors) = run_load(&addr, &bodies, args.requests, args.concurrency.max(1))?;
+    let (timed, statuses) = run_load(&addr, &bodies, args.requests, args.concurrency.max(1))?;
+    // Refusals and failures are not throughput: only answered decisions count.
+    let errors: usize = statuses.values().sum();
     let wall = started.elapsed().as_secs_f64();
+    let answered_rps = timed.len() as f64 / wall;
     let p = Percentiles::of(&mut timed.iter().map(|t| t.total_ms).collect::<Vec<_>>());
     let served_model = Percentiles::of(&mut timed.iter().map(|t| t.model_ms).collect::<Vec<_>>());
+    let p50_of =
+        |f: fn(&Timed) -> f64| Percentiles::of(&mut timed.iter().map(f).collect::<Vec<_>>()).p50;
+    let search_p50 = p50_of(|t| t.search_ms);
+    // Outside the pipeline: HTTP, parsing, admission, serialising the answer.
+    let outside_p50 = p50_of(|t| t.total_ms - t.served_ms);
     // Per request: what the service spent outside tokenizing and the forward pass.
     let around = Percentiles::of(
         &mut timed
@@ -99,14 +108,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let around_model = embed.as_ref().map(|e| p.p50 - e.p50);
     let report = json!({
         "served_model_p50_ms": served_model.p50,
+        "search_p50_ms": search_p50,
+        "outside_pipeline_p50_ms": outside_p50,
         "around_model_per_request_p50_ms": around.p50,
         "around_model_per_request_p99_ms": around.p99,
         "in_process_embed_p50_ms": embed.as_ref().map(|e| e.p50),
         "in_process_embed_p99_ms": embed.as_ref().map(|e| e.p99),
         "around_model_p50_ms": around_model,
         "p50_ms": p.p50, "p90_ms": p.p90, "p99_ms": p.p99, "max_ms": p.max,
-        "throughput_rps": args.requests as f64 / wall,
+        "throughput_rps": answered_rps,
         "errors": errors,
+        "non_200_by_status": statuses,
         "requests": args.requests,
         "concurrency": args.concurrency,
         "prompts": args.prompts.display().to_string(),
@@ -119,13 +131,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         report.to_string()
     } else {
         format!(
-            "{} requests, concurrency {}: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  throughput {:.0}/s  errors {}\nmachine: {}\nbuild: {}  model: {}@{}",
+            "{} requests, concurrency {}: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  throughput {:.0}/s (200s only)  errors {} {:?}\nmachine: {}\nbuild: {}  model: {}@{}",
             args.requests, args.concurrency, p.p50, p.p90, p.p99, p.max,
-            args.requests as f64 / wall, errors, report["machine"],
+            answered_rps, errors, statuses, report["machine"],
             info["build"], info["model"]["id"], info["model"]["revision"],
         ) + &format!(
-            "\nmodel (tokenize + forward pass, as the service reported): p50 {:.2} ms; the rest of each request: p50 {:.2} ms  p99 {:.2} ms",
-            served_model.p50, around.p50, around.p99,
+            "\nmodel (tokenize + forward pass, as the service reported): p50 {:.2} ms; the rest of each request: p50 {:.2} ms  p99 {:.2} ms (search p50 {:.2} ms; outside the pipeline p50 {:.2} ms)",
+            served_model.p50, around.p50, around.p99, search_p50, outside_p50,
         ) + &embed.as_ref().map_or(String::new(), |e| format!(
             "\nin-process embedding of the same prompts: p50 {:.2} ms  p99 {:.2} ms  (HTTP p50 minus it: {:.2} ms)",
             e.p50, e.p99, p.p50 - e.p50,
@@ -220,28 +232,33 @@ fn wait_ready(addr: &str) -> anyhow::Result<()> {
 struct Timed {
     total_ms: f64,
     model_ms: f64,
+    /// `timings_us.search` and `timings_us.total` (the service's own view of the request).
+    search_ms: f64,
+    served_ms: f64,
 }
 
 fn model_ms(decision: &Value) -> f64 {
-    let us = |stage: &str| decision["timings_us"][stage].as_u64().unwrap_or(0) as f64;
-    (us("tokenize") + us("embed")) / 1000.0
+    stage_ms(decision, "tokenize") + stage_ms(decision, "embed")
 }
 
-/// Sends `n` requests from `clients` threads; returns latencies (ms) of 200s and the error count.
-fn run_load(
-    addr: &str,
-    bodies: &[String],
-    n: usize,
-    clients: usize,
-) -> anyhow::Result<(Vec<Timed>, usize)> {
+fn stage_ms(decision: &Value, stage: &str) -> f64 {
+    decision["timings_us"][stage].as_u64().unwrap_or(0) as f64 / 1000.0
+}
+
+/// What one load gives back: answered requests, and every other outcome counted by status
+/// (or `connection` for a broken one).
+type Load = (Vec<Timed>, BTreeMap<String, usize>);
+
+/// Sends `n` requests from `clients` threads.
+fn run_load(addr: &str, bodies: &[String], n: usize, clients: usize) -> anyhow::Result<Load> {
     let next = AtomicUsize::new(0);
-    let results: Vec<anyhow::Result<(Vec<Timed>, usize)>> = std::thread::scope(|scope| {
+    let results: Vec<anyhow::Result<Load>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
                 scope.spawn(|| {
                     let mut stream = connect(addr)?;
                     let mut latencies = Vec::new();
-                    let mut errors = 0;
+                    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= n {
@@ -258,15 +275,19 @@ fn run_load(
                             Ok((200, decision)) => latencies.push(Timed {
                                 total_ms: start.elapsed().as_secs_f64() * 1000.0,
                                 model_ms: model_ms(&decision),
+                                search_ms: stage_ms(&decision, "search"),
+                                served_ms: stage_ms(&decision, "total"),
                             }),
-                            Ok(_) => errors += 1,
+                            Ok((status, _)) => {
+                                *statuses.entry(status.to_string()).or_default() += 1
+                            }
                             Err(_) => {
-                                errors += 1;
+                                *statuses.entry("connection".to_owned()).or_default() += 1;
                                 stream = connect(addr)?;
                             }
                         }
                     }
-                    Ok((latencies, errors))
+                    Ok((latencies, statuses))
                 })
             })
             .collect();
@@ -279,13 +300,15 @@ fn run_load(
             .collect()
     });
     let mut all = Vec::with_capacity(n);
-    let mut errors = 0;
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     for r in results {
         let (l, e) = r?;
         all.extend(l);
-        errors += e;
+        for (status, n) in e {
+            *statuses.entry(status).or_default() += n;
+        }
     }
-    Ok((all, errors))
+    Ok((all, statuses))
 }
 
 fn connect(addr: &str) -> anyhow::Result<TcpStream> {

@@ -9,7 +9,10 @@ use clap::Args;
 use serde_json::json;
 
 use super::ModelArgs;
-use crate::eval::{cross_validate, evaluate, EvalOptions, EvalPhase, EvalReport};
+use crate::decide::Policy;
+use crate::eval::{
+    cross_validate, evaluate, routing_cost, EvalOptions, EvalPhase, EvalReport, RoutingCost,
+};
 use crate::pipeline::compose::{load_embedder, progress_bar};
 use crate::scoring::{FitOptions, DEFAULT_TARGET_PRECISION};
 use crate::store::{read_labeled_rows, RowFilter};
@@ -115,6 +118,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     train_bar.finish_and_clear();
     test_bar.finish_and_clear();
 
+    // What the misroutes cost under the policy, where the labels are its buckets.
+    let policy = Policy::load(&args.state.policy)?;
+    let costs: Vec<(ScorerKind, RoutingCost)> = reports
+        .iter()
+        .filter_map(|r| routing_cost(&policy, &r.confusion).map(|c| (r.scorer, c)))
+        .collect();
     let primary = &reports[0];
     if args.json {
         let mut value = serde_json::to_value(primary)?;
@@ -128,6 +137,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             value["oos_recall"] = json!(oos.at_target_precision.as_ref().map(|p| p.recall));
             value["target_precision"] = json!(args.target_precision);
         }
+        if let Some((_, cost)) = costs.iter().find(|(k, _)| *k == primary.scorer) {
+            value["routing_cost"] = json!(cost);
+            value["policy_version"] = json!(policy.version);
+        }
         value["scorers"] = json!(reports
             .iter()
             .map(|r| (r.scorer.name(), r))
@@ -137,6 +150,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let mut text = String::new();
         for report in &reports {
             render(&mut text, report);
+            if let Some((_, c)) = costs.iter().find(|(k, _)| *k == report.scorer) {
+                let _ = writeln!(
+                    text,
+                    "policy {}: under-routed {:.4} (a cheaper tier than the label's), over-routed {:.4}, of {} rows labeled with its buckets",
+                    policy.version, c.under_routed, c.over_routed, c.rows
+                );
+            }
         }
         super::stdin_jsonl::write_line(text.trim_end())?;
     }

@@ -17,6 +17,7 @@ pub mod conversations;
 mod judge;
 mod oos;
 mod report;
+mod routing_cost;
 mod run;
 
 use crate::embed::EmbedError;
@@ -27,6 +28,7 @@ use crate::types::ScorerKind;
 
 pub use oos::{OosPoint, OosReport};
 pub use report::{score, BucketMetrics, CoveragePoint, EvalReport, Percentiles};
+pub use routing_cost::{routing_cost, RoutingCost};
 pub use run::{cross_validate, evaluate, evaluate_embedded};
 
 #[derive(Debug, Clone)]

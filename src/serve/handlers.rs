@@ -1,6 +1,9 @@
 //! Route handlers: parse, take one snapshot, admit, hand the request to the pipeline, map
 //! errors once. Embedding for `/embed` runs in a blocking task behind the same admission.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
@@ -8,19 +11,40 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::admission::Refusal;
 use super::error::{ApiError, ApiJson};
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
 use crate::decide::Decision;
 use crate::pipeline::{ClassifyInput, PipelineError};
 
-/// Takes an admission permit or fails fast: waiting would only add queueing delay to a
-/// request whose budget is a few milliseconds.
-fn admit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    state.admission.clone().try_acquire_owned().map_err(|_| {
-        ::metrics::counter!(super::metrics::OVERLOADED_TOTAL).increment(1);
-        ApiError::Overloaded
-    })
+/// Takes an admission permit, waiting up to the queueing budget (`serve::admission`), and
+/// notes when it was granted so the hold time can be observed afterwards.
+async fn admit(
+    state: &AppState,
+    admitted_at: &OnceLock<Instant>,
+) -> Result<OwnedSemaphorePermit, ApiError> {
+    match state.admission.admit().await {
+        Ok(permit) => {
+            let _ = admitted_at.set(Instant::now());
+            Ok(permit)
+        }
+        Err(refusal) => {
+            let reason = match refusal {
+                Refusal::WouldWaitTooLong => "would_wait_too_long",
+                Refusal::BudgetSpent => "budget_spent",
+            };
+            ::metrics::counter!(super::metrics::OVERLOADED_TOTAL, "reason" => reason).increment(1);
+            Err(ApiError::Overloaded)
+        }
+    }
+}
+
+/// Feeds admission's estimate with how long this request held its permit (none on a hit).
+fn observe_hold(state: &AppState, admitted_at: &OnceLock<Instant>) {
+    if let Some(at) = admitted_at.get() {
+        state.admission.observe_hold(at.elapsed());
+    }
 }
 
 /// Runs CPU-bound work off the async threads; the permit is released when the work ends.
@@ -64,10 +88,12 @@ pub async fn classify(
     let core = state.core()?;
     let input = request.into_input()?;
     let snapshot = core.live.snapshot();
+    let admitted_at = OnceLock::new();
     let served = core
         .pipeline
-        .serve(snapshot, input, async { admit(&state) })
+        .serve(snapshot, input, admit(&state, &admitted_at))
         .await?;
+    observe_hold(&state, &admitted_at);
     log_decision(&served.decision);
     Ok((
         [(CACHE_HEADER, served.cache.as_str())],
@@ -93,10 +119,12 @@ pub async fn classify_batch(
         })
         .collect::<Result<Vec<ClassifyInput>, _>>()?;
     let snapshot = core.live.snapshot();
+    let admitted_at = OnceLock::new();
     let results = core
         .pipeline
-        .serve_many(snapshot, inputs, async { admit(&state) })
+        .serve_many(snapshot, inputs, admit(&state, &admitted_at))
         .await?;
+    observe_hold(&state, &admitted_at);
     let decisions: Vec<Value> = results
         .into_iter()
         .map(|result| match result {
@@ -134,7 +162,8 @@ pub async fn embed(
             ApiError::InvalidRequest(format!("texts[{i}] is empty"))
         });
     }
-    let permit = admit(&state)?;
+    let admitted_at = OnceLock::new();
+    let permit = admit(&state, &admitted_at).await?;
     let pipeline = core.pipeline.clone();
     let embedded = run_blocking(permit, move || {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -157,6 +186,7 @@ pub async fn embed(
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
+    observe_hold(&state, &admitted_at);
     Ok(Json(if single {
         json!(embedded[0])
     } else {

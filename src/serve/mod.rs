@@ -3,6 +3,7 @@
 //! itself is `pipeline`'s. Handlers take one snapshot per request.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod error;
 pub mod handlers;
@@ -19,7 +20,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Semaphore;
 
 use crate::live::ReloadHandle;
 use error::{ApiError, BodyLimit};
@@ -35,7 +35,7 @@ pub struct AppState {
     phase: Arc<Mutex<String>>,
     /// Set by the first shutdown signal: `/ready` answers 503 "draining" from then on.
     draining: Arc<AtomicBool>,
-    admission: Arc<Semaphore>,
+    admission: Arc<admission::Admission>,
     limits: Limits,
     metrics: Option<PrometheusHandle>,
     admin_token: Option<auth::AdminToken>,
@@ -48,7 +48,10 @@ impl AppState {
             core: Arc::new(OnceLock::new()),
             phase: Arc::new(Mutex::new("starting".to_owned())),
             draining: Arc::new(AtomicBool::new(false)),
-            admission: Arc::new(Semaphore::new(limits.max_in_flight)),
+            admission: Arc::new(admission::Admission::new(
+                limits.max_in_flight,
+                limits.queue_budget,
+            )),
             limits,
             metrics,
             admin_token: None,
