@@ -12,8 +12,7 @@ use crate::embed::device::DeviceChoice;
 use crate::embed::kernel::Precision;
 use crate::embed::window::Window;
 use crate::pipeline::compose::{
-    DecisionLogDestination, DecisionLogSettings, Limits, ModelSettings, ServiceSettings,
-    StatePaths,
+    DecisionLogDestination, DecisionLogSettings, Limits, ModelSettings, ServiceSettings, StatePaths,
 };
 
 #[derive(Debug, Clone, Args)]

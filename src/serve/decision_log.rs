@@ -214,7 +214,12 @@ fn write_lines(rx: &Receiver<Line>, mut writer: impl Write) {
     }
 }
 
-fn line(decision: &Decision, note: RequestNote, cache: CacheOutcome, model: &ModelFingerprint) -> Line {
+fn line(
+    decision: &Decision,
+    note: RequestNote,
+    cache: CacheOutcome,
+    model: &ModelFingerprint,
+) -> Line {
     let r = &decision.routing;
     let ts_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

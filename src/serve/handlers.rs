@@ -8,10 +8,10 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::decision_log::RequestNote;
 use super::error::{ApiError, ApiJson};
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
-use super::decision_log::RequestNote;
 use super::Core;
 use crate::pipeline::{ClassifyInput, PipelineError, Served};
 

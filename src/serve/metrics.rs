@@ -22,14 +22,14 @@ pub const BREAKER_TRANSITIONS_TOTAL: &str = "router_breaker_transitions_total";
 pub use super::decision_log::DROPPED_METRIC as DECISION_LOG_DROPPED_TOTAL;
 pub use crate::live::reloader::RELOAD_METRIC as RELOADS_TOTAL;
 pub use crate::live::ARCHETYPES_METRIC as ARCHETYPES;
-pub use crate::pipeline::{CACHE_HITS_METRIC as CACHE_HITS, CACHE_MISSES_METRIC as CACHE_MISSES};
 /// Requests embedded together by the batch worker (recorded in `pipeline::batcher`).
 use crate::pipeline::BATCH_SIZE_METRIC as BATCH_SIZE;
+pub use crate::pipeline::{CACHE_HITS_METRIC as CACHE_HITS, CACHE_MISSES_METRIC as CACHE_MISSES};
 
 /// Histogram buckets in seconds: the interesting range is 0.1 ms to 50 ms.
 const STAGE_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02,
-    0.03, 0.05, 0.1, 0.25,
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+    0.05, 0.1, 0.25,
 ];
 
 const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0];
@@ -80,7 +80,10 @@ pub fn build_labels(core: &crate::pipeline::compose::Core) -> BuildLabels {
 
 /// Brings the gauges read at scrape time up to date: build info (the versions served before
 /// a reload go to 0) and each reported target's breaker state.
-pub fn refresh(core: &crate::pipeline::compose::Core, last: &std::sync::Mutex<Option<BuildLabels>>) {
+pub fn refresh(
+    core: &crate::pipeline::compose::Core,
+    last: &std::sync::Mutex<Option<BuildLabels>>,
+) {
     let labels = build_labels(core);
     let mut last = last
         .lock()

@@ -85,7 +85,10 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     gate.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
     while out.lock().unwrap().iter().filter(|b| **b == b'\n').count() < 50 - 47 {
-        assert!(Instant::now() < deadline, "the writer never wrote the kept lines");
+        assert!(
+            Instant::now() < deadline,
+            "the writer never wrote the kept lines"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
@@ -97,7 +100,10 @@ fn a_full_queue_drops_and_counts_without_blocking() {
 fn sampling_is_deterministic_and_near_its_rate() {
     let ids: Vec<String> = (0..10_000).map(|_| ulid::Ulid::new().to_string()).collect();
     let kept = ids.iter().filter(|id| sampled(id, 0.25)).count();
-    assert!((2_000..3_000).contains(&kept), "kept {kept} of 10000 at 0.25");
+    assert!(
+        (2_000..3_000).contains(&kept),
+        "kept {kept} of 10000 at 0.25"
+    );
     assert!(ids.iter().all(|id| sampled(id, 0.25) == sampled(id, 0.25)));
     assert!(ids.iter().all(|id| sampled(id, 1.0)));
     assert!(!ids.iter().any(|id| sampled(id, 0.0)));
@@ -108,7 +114,10 @@ fn prompts_are_cut_on_a_character_boundary() {
     assert_eq!(cut("héllo", 2), "hé");
     assert_eq!(cut("日本語テキスト", 3), "日本語");
     assert_eq!(cut("short", 200), "short");
-    assert_eq!(cut(&"é".repeat(500), PROMPT_CHARS).chars().count(), PROMPT_CHARS);
+    assert_eq!(
+        cut(&"é".repeat(500), PROMPT_CHARS).chars().count(),
+        PROMPT_CHARS
+    );
 }
 
 #[test]
