@@ -11,7 +11,9 @@ use crate::embed::bert::EmbedOptions;
 use crate::embed::device::DeviceChoice;
 use crate::embed::kernel::Precision;
 use crate::embed::window::Window;
-use crate::pipeline::compose::{Limits, ModelSettings, ServiceSettings, StatePaths};
+use crate::pipeline::compose::{
+    DecisionLogDestination, DecisionLogSettings, Limits, ModelSettings, ServiceSettings, StatePaths,
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -119,6 +121,24 @@ pub struct ServeArgs {
     /// In-flight requests always finish; 0 closes the listener at once.
     #[arg(long, env = "ROUTER_DRAIN_SECS", default_value_t = 0)]
     pub drain_secs: u64,
+    /// Where the decision log goes, one JSON line per decision: stderr, stdout, off, or a file
+    /// path (appended). Written off the request path; lines that do not fit its buffer are
+    /// dropped and counted (router_decision_log_dropped_total).
+    #[arg(long, env = "ROUTER_DECISION_LOG", default_value = "stderr")]
+    pub decision_log: DecisionLogDestination,
+    /// Share of decisions written to the decision log, 0.0-1.0 (chosen by the decision id).
+    #[arg(long, env = "ROUTER_DECISION_LOG_SAMPLE", default_value_t = 1.0, value_parser = parse_share)]
+    pub decision_log_sample: f64,
+    /// Writes the routed text, cut to 200 characters, into the decision log (off: never).
+    #[arg(long, env = "ROUTER_LOG_PROMPTS")]
+    pub log_prompts: bool,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number from 0.0 to 1.0")),
+    }
 }
 
 impl StateArgs {
@@ -148,6 +168,11 @@ impl ServeArgs {
         Ok(ServiceSettings {
             admin_secret: self.admin_secret()?,
             drain: std::time::Duration::from_secs(self.drain_secs),
+            decision_log: DecisionLogSettings {
+                destination: self.decision_log,
+                sample: self.decision_log_sample,
+                log_prompts: self.log_prompts,
+            },
             addr: self.addr,
             paths: self.state.paths(),
             model: self.model.settings(),

@@ -23,6 +23,18 @@ pub mod watch;
 pub use health_board::{HealthBoard, TargetReport};
 pub use reloader::{ReloadFailure, ReloadHandle, ReloadKind, Reloaded, Reloader};
 
+/// Gauge of archetypes per bucket in the serving index, set whenever a snapshot goes live.
+pub const ARCHETYPES_METRIC: &str = "router_archetypes";
+
+/// Sets [`ARCHETYPES_METRIC`] from `snapshot`'s index (buckets it lacks now go to 0).
+fn record_archetypes(snapshot: &Snapshot) {
+    let counts = &snapshot.bundle.manifest().counts;
+    for bucket in snapshot.policy.buckets.keys() {
+        let n = counts.get(bucket).copied().unwrap_or(0);
+        metrics::gauge!(ARCHETYPES_METRIC, "bucket" => bucket.to_string()).set(n as f64);
+    }
+}
+
 /// The versions a snapshot serves.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Versions {
@@ -53,6 +65,7 @@ pub struct LiveState {
 
 impl LiveState {
     pub fn new(snapshot: Snapshot, model_dims: usize) -> Self {
+        record_archetypes(&snapshot);
         Self {
             current: ArcSwap::from_pointee(snapshot),
             model_dims,
@@ -95,6 +108,7 @@ impl LiveState {
     fn install(&self, candidate: Result<Snapshot, ReloadError>) -> Result<Versions, ReloadError> {
         match candidate {
             Ok(snapshot) => {
+                record_archetypes(&snapshot);
                 self.current.store(Arc::new(snapshot));
                 *self.lock_error() = None;
                 let versions = self.versions();

@@ -73,6 +73,25 @@ pub enum ReloadFailure {
 
 type Outcome = Result<Reloaded, ReloadFailure>;
 
+/// `router_reload_total{kind, outcome, result}`: outcome `ok` or `error`, result the typed
+/// outcome (`swapped`, `unchanged`, `nothing_to_do`; `policy`, `archetypes`, `rebuild`,
+/// `task`, `stopped` for failures).
+pub const RELOAD_METRIC: &str = "router_reload_total";
+
+/// The `result` label of an outcome.
+fn result_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Ok(Reloaded::Policy(_) | Reloaded::Index(_) | Reloaded::Fitted { .. }) => "swapped",
+        Ok(Reloaded::IndexUnchanged { .. }) => "unchanged",
+        Ok(Reloaded::NothingToDo) => "nothing_to_do",
+        Err(ReloadFailure::Policy(_)) => "policy",
+        Err(ReloadFailure::Archetypes(_)) => "archetypes",
+        Err(ReloadFailure::Rebuild(_)) => "rebuild",
+        Err(ReloadFailure::Task(_)) => "task",
+        Err(ReloadFailure::Stopped) => "stopped",
+    }
+}
+
 /// What to reload. Ordered: a run applies the policy first, so a rebuild checks its buckets
 /// against the newest policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -316,7 +335,7 @@ async fn run(
         }
         for (kind, result) in &results {
             let outcome = if result.is_ok() { "ok" } else { "error" };
-            metrics::counter!("router_reload_total", "kind" => kind.name(), "outcome" => outcome)
+            metrics::counter!(RELOAD_METRIC, "kind" => kind.name(), "outcome" => outcome, "result" => result_name(result))
                 .increment(1);
             match result {
                 Ok(done) => tracing::info!(kind = kind.name(), summary = %done, "reload done"),

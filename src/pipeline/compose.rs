@@ -115,6 +115,52 @@ pub struct ServiceSettings {
     pub admin_secret: Option<String>,
     /// How long to keep serving, `/ready` answering 503, after the first shutdown signal.
     pub drain: std::time::Duration,
+    /// Where and how the structured decision log is written.
+    pub decision_log: DecisionLogSettings,
+}
+
+/// Where decision-log lines go (`--decision-log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionLogDestination {
+    Off,
+    Stderr,
+    Stdout,
+    /// Appended to this file (created if missing).
+    File(PathBuf),
+}
+
+impl std::str::FromStr for DecisionLogDestination {
+    type Err = std::convert::Infallible;
+
+    /// `off`, `stderr`, `stdout`, or anything else as a file path.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "off" => Self::Off,
+            "stderr" => Self::Stderr,
+            "stdout" | "-" => Self::Stdout,
+            path => Self::File(PathBuf::from(path)),
+        })
+    }
+}
+
+/// The decision log's settings (`--decision-log`, `--decision-log-sample`, `--log-prompts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionLogSettings {
+    pub destination: DecisionLogDestination,
+    /// Share of decisions written, 0.0-1.0; the choice is a hash of the decision id.
+    pub sample: f64,
+    /// Writes the routed text (cut to a bound) into each line; off by default.
+    pub log_prompts: bool,
+}
+
+impl Default for DecisionLogSettings {
+    fn default() -> Self {
+        Self {
+            destination: DecisionLogDestination::Stderr,
+            sample: 1.0,
+            log_prompts: false,
+        }
+    }
 }
 
 /// Everything a request needs once the model is warm and a snapshot is loaded.

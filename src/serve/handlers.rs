@@ -12,11 +12,12 @@ use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::admission::Refusal;
+use super::decision_log::RequestNote;
 use super::error::{ApiError, ApiJson};
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
-use crate::decide::Decision;
-use crate::pipeline::{ClassifyInput, PipelineError};
+use super::Core;
+use crate::pipeline::{ClassifyInput, PipelineError, Served};
 
 /// Takes an admission permit, waiting up to the queueing budget (`serve::admission`), and
 /// notes when it was granted so the hold time can be observed afterwards.
@@ -60,22 +61,12 @@ async fn run_blocking<T: Send + 'static>(
     .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
 }
 
-fn log_decision(d: &Decision) {
-    let r = &d.routing;
-    tracing::info!(
-        decision_id = %d.decision_id,
-        request_id = d.request_id.as_deref().unwrap_or(""),
-        bucket = %r.bucket,
-        confidence = r.confidence,
-        abstained = r.abstained,
-        target = %r.target.name,
-        policy_version = %d.policy_version,
-        index_version = %d.index_version,
-        tokens = d.tokens,
-        total_us = d.timings_us.total,
-        "decision"
-    );
-    super::metrics::record_decision(d);
+/// Counts the decision and queues its decision-log line (never waits for the writer).
+fn log_decision(state: &AppState, core: &Core, served: &Served, note: RequestNote) {
+    super::metrics::record_decision(&served.decision);
+    state
+        .decision_log
+        .record(&served.decision, note, served.cache, &core.info.model);
 }
 
 /// `x-router-cache: hit | miss`: whether the decision's retrieval came from the cache.
@@ -87,6 +78,7 @@ pub async fn classify(
 ) -> Result<impl IntoResponse, ApiError> {
     let core = state.core()?;
     let input = request.into_input()?;
+    let note = state.decision_log.note(&input);
     let snapshot = core.live.snapshot();
     let admitted_at = OnceLock::new();
     let served = core
@@ -94,7 +86,7 @@ pub async fn classify(
         .serve(snapshot, input, admit(&state, &admitted_at))
         .await?;
     observe_hold(&state, &admitted_at);
-    log_decision(&served.decision);
+    log_decision(&state, core, &served, note);
     Ok((
         [(CACHE_HEADER, served.cache.as_str())],
         Json(served.decision),
@@ -118,6 +110,7 @@ pub async fn classify_batch(
                 .map_err(|e| ApiError::InvalidRequest(format!("requests[{i}]: {e}")))
         })
         .collect::<Result<Vec<ClassifyInput>, _>>()?;
+    let notes: Vec<RequestNote> = inputs.iter().map(|i| state.decision_log.note(i)).collect();
     let snapshot = core.live.snapshot();
     let admitted_at = OnceLock::new();
     let results = core
@@ -127,9 +120,10 @@ pub async fn classify_batch(
     observe_hold(&state, &admitted_at);
     let decisions: Vec<Value> = results
         .into_iter()
-        .map(|result| match result {
+        .zip(notes)
+        .map(|(result, note)| match result {
             Ok(served) => {
-                log_decision(&served.decision);
+                log_decision(&state, core, &served, note);
                 serde_json::to_value(&served.decision).unwrap_or_else(|e| {
                     ApiError::Internal(format!("serialising a decision: {e}")).body()
                 })
@@ -277,6 +271,9 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(core) = state.core() {
+        super::metrics::refresh(core, &state.build_info);
+    }
     let body = state
         .metrics
         .as_ref()
@@ -339,6 +336,7 @@ pub async fn feedback(
         &snapshot.policy.health,
         std::time::Instant::now(),
     );
+    super::metrics::record_transition(&feedback.target, &transition);
     if transition.from != transition.to {
         tracing::warn!(target = %feedback.target, from = ?transition.from, to = ?transition.to, decision_id = feedback.decision_id.as_deref().unwrap_or(""), "breaker changed state");
     }

@@ -3,16 +3,33 @@
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::decide::Phase;
+
 pub const REQUESTS_TOTAL: &str = "router_requests_total";
 pub const STAGE_DURATION_SECONDS: &str = "router_stage_duration_seconds";
 pub const DECISIONS_TOTAL: &str = "router_decisions_total";
+/// Requests refused by admission (429 overloaded).
 pub const OVERLOADED_TOTAL: &str = "router_overloaded_total";
+/// Decisions of conversations (earlier turns used), by whether the decided bucket differs
+/// from the conversation's task before the turn.
+pub const CONVERSATION_FOLLOWUPS_TOTAL: &str = "router_conversation_followups_total";
+/// 1 for the build, model and versions being served (0 for versions served before).
+pub const BUILD_INFO: &str = "router_build_info";
+/// 1 for each target's current breaker state, 0 for its other states.
+pub const BREAKER_STATE: &str = "router_breaker_state";
+/// Breaker state changes caused by reported outcomes (`POST /feedback`).
+pub const BREAKER_TRANSITIONS_TOTAL: &str = "router_breaker_transitions_total";
+pub use super::decision_log::DROPPED_METRIC as DECISION_LOG_DROPPED_TOTAL;
+pub use crate::live::reloader::RELOAD_METRIC as RELOADS_TOTAL;
+pub use crate::live::ARCHETYPES_METRIC as ARCHETYPES;
 /// Requests embedded together by the batch worker (recorded in `pipeline::batcher`).
 use crate::pipeline::BATCH_SIZE_METRIC as BATCH_SIZE;
+pub use crate::pipeline::{CACHE_HITS_METRIC as CACHE_HITS, CACHE_MISSES_METRIC as CACHE_MISSES};
 
-/// Histogram buckets in seconds: the interesting range is 0.2 ms to 50 ms.
-const STAGE_BUCKETS: [f64; 12] = [
-    0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.05, 0.1,
+/// Histogram buckets in seconds: the interesting range is 0.1 ms to 50 ms.
+const STAGE_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03,
+    0.05, 0.1, 0.25,
 ];
 
 const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0];
@@ -34,7 +51,74 @@ pub fn install() -> PrometheusHandle {
     if metrics::set_global_recorder(recorder).is_err() {
         tracing::debug!("a metrics recorder is already installed in this process");
     }
+    // Counters that alerts watch exist from the start, at 0.
+    for name in [
+        OVERLOADED_TOTAL,
+        DECISION_LOG_DROPPED_TOTAL,
+        CACHE_HITS,
+        CACHE_MISSES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
     handle
+}
+
+/// The labels of `router_build_info`.
+pub type BuildLabels = [(&'static str, String); 5];
+
+/// The build info of what `core` serves now.
+pub fn build_labels(core: &crate::pipeline::compose::Core) -> BuildLabels {
+    let versions = core.live.versions();
+    [
+        ("version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("model", core.info.model.id.clone()),
+        ("revision", core.info.model.revision.clone()),
+        ("policy_version", versions.policy_version),
+        ("index_version", versions.index_version),
+    ]
+}
+
+/// Brings the gauges read at scrape time up to date: build info (the versions served before
+/// a reload go to 0) and each reported target's breaker state.
+pub fn refresh(
+    core: &crate::pipeline::compose::Core,
+    last: &std::sync::Mutex<Option<BuildLabels>>,
+) {
+    let labels = build_labels(core);
+    let mut last = last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if last.as_ref() != Some(&labels) {
+        if let Some(old) = last.take() {
+            metrics::gauge!(BUILD_INFO, &old).set(0.0);
+        }
+        metrics::gauge!(BUILD_INFO, &labels).set(1.0);
+        *last = Some(labels);
+    }
+    drop(last);
+    for report in core.pipeline.health().report(std::time::Instant::now()) {
+        for phase in [Phase::Closed, Phase::Open, Phase::HalfOpen] {
+            let on = if report.state == phase { 1.0 } else { 0.0 };
+            metrics::gauge!(BREAKER_STATE, "target" => report.target.clone(), "state" => phase_name(phase))
+                .set(on);
+        }
+    }
+}
+
+/// Counts a breaker transition caused by a reported outcome.
+pub fn record_transition(target: &str, transition: &crate::decide::Transition) {
+    if transition.from != transition.to {
+        metrics::counter!(BREAKER_TRANSITIONS_TOTAL, "target" => target.to_owned(), "from" => phase_name(transition.from), "to" => phase_name(transition.to))
+            .increment(1);
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Closed => "closed",
+        Phase::Open => "open",
+        Phase::HalfOpen => "half_open",
+    }
 }
 
 /// Records the per-stage timings of one decision.
@@ -50,10 +134,15 @@ pub fn record_decision(decision: &crate::decide::Decision) {
     ] {
         metrics::histogram!(STAGE_DURATION_SECONDS, "stage" => stage).record(us as f64 / 1e6);
     }
-    let outcome = if decision.routing.abstained {
-        "default"
-    } else {
-        "semantic"
-    };
-    metrics::counter!(DECISIONS_TOTAL, "bucket" => decision.routing.bucket.to_string(), "reason" => outcome).increment(1);
+    let r = &decision.routing;
+    let abstained = if r.abstained { "true" } else { "false" };
+    metrics::counter!(DECISIONS_TOTAL, "bucket" => r.bucket.to_string(), "target" => r.target.name.clone(), "abstained" => abstained).increment(1);
+    if let Some(conversation) = &r.conversation {
+        let changed = if conversation.task == r.bucket {
+            "false"
+        } else {
+            "true"
+        };
+        metrics::counter!(CONVERSATION_FOLLOWUPS_TOTAL, "changed_bucket" => changed).increment(1);
+    }
 }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod decision_log;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
@@ -38,7 +39,10 @@ pub struct AppState {
     admission: Arc<admission::Admission>,
     limits: Limits,
     metrics: Option<PrometheusHandle>,
+    /// The `router_build_info` labels last set (reset to 0 when the versions change).
+    build_info: Arc<Mutex<Option<metrics::BuildLabels>>>,
     admin_token: Option<auth::AdminToken>,
+    decision_log: decision_log::DecisionLog,
 }
 
 impl AppState {
@@ -54,8 +58,16 @@ impl AppState {
             )),
             limits,
             metrics,
+            build_info: Arc::new(Mutex::new(None)),
             admin_token: None,
+            decision_log: decision_log::DecisionLog::off(),
         }
+    }
+
+    /// Writes a decision-log line per decision (off unless set).
+    pub fn with_decision_log(mut self, log: decision_log::DecisionLog) -> Self {
+        self.decision_log = log;
+        self
     }
 
     /// Turns the admin and write endpoints on, guarded by this token.
@@ -147,8 +159,29 @@ pub fn build_app(state: AppState) -> Router {
         .layer(middleware::from_fn(count_requests))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(log_failure))
         .with_state(state)
+}
+
+/// 5xx responses are logged at ERROR, except 503 (not ready during start-up, draining): an
+/// expected answer to probes, logged at DEBUG.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    let latency_ms = latency.as_secs_f64() * 1e3;
+    match class {
+        ServerErrorsFailureClass::StatusCode(status)
+            if status == axum::http::StatusCode::SERVICE_UNAVAILABLE =>
+        {
+            tracing::debug!(%status, latency_ms, "service unavailable (not ready or draining)");
+        }
+        other @ (ServerErrorsFailureClass::StatusCode(_) | ServerErrorsFailureClass::Error(_)) => {
+            tracing::error!(classification = %other, latency_ms, "response failed");
+        }
+    }
 }
 
 /// `router_requests_total{route, status}`; the route is the matched pattern, never the raw path.

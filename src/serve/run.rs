@@ -18,8 +18,11 @@ use crate::pipeline::PipelineOptions;
 pub async fn run(settings: ServiceSettings) -> anyhow::Result<()> {
     let metrics = super::metrics::install();
     let admin_token = settings.admin_secret.as_deref().and_then(AdminToken::new);
-    let state =
-        AppState::starting(settings.limits, Some(metrics)).with_admin_token(admin_token.clone());
+    let decision_log = super::decision_log::DecisionLog::open(&settings.decision_log)
+        .context("opening the decision log")?;
+    let state = AppState::starting(settings.limits, Some(metrics))
+        .with_admin_token(admin_token.clone())
+        .with_decision_log(decision_log);
     if admin_token.is_none() {
         tracing::info!("admin endpoints are off (set ROUTER_ADMIN_TOKEN or --admin-token-file to turn them on)");
     }

@@ -339,6 +339,21 @@ fn serve_on_port_zero_answers_and_drains_on_sigterm() {
         "{}",
         log.join("\n")
     );
+    // The decision log (stderr by default): one JSON line per decision, without the prompt.
+    let decision = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["decision_id"].is_string())
+        .unwrap_or_else(|| panic!("no decision-log line:\n{}", log.join("\n")));
+    assert_eq!(decision["bucket"], "code");
+    assert!(decision["timings_us"]["total"].is_u64());
+    assert!(!log.iter().any(|l| l.contains("renames every .txt")));
+    // Readiness probes answered 503 during start-up are expected: nothing at ERROR.
+    assert!(
+        !log.iter().any(|l| l.contains("ERROR")),
+        "{}",
+        log.join("\n")
+    );
 }
 
 fn run_with_stdin(command: &mut Command, stdin: &str) -> (bool, Vec<Value>, String) {
