@@ -11,7 +11,6 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::admission::Refusal;
 use super::decision_log::RequestNote;
 use super::error::{ApiError, ApiJson};
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
@@ -31,11 +30,8 @@ async fn admit(
             Ok(permit)
         }
         Err(refusal) => {
-            let reason = match refusal {
-                Refusal::WouldWaitTooLong => "would_wait_too_long",
-                Refusal::BudgetSpent => "budget_spent",
-            };
-            ::metrics::counter!(super::metrics::OVERLOADED_TOTAL, "reason" => reason).increment(1);
+            ::metrics::counter!(super::metrics::OVERLOADED_TOTAL).increment(1);
+            tracing::debug!(?refusal, "admission refused a request");
             Err(ApiError::Overloaded)
         }
     }
