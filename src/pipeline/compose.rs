@@ -77,7 +77,7 @@ pub struct StatePaths {
 }
 
 /// Request limits. Defaults suit two cores; each is a flag with an env var.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Requests doing CPU work at once (more are answered 429).
     pub max_in_flight: usize,

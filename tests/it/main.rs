@@ -16,6 +16,7 @@ mod embed_reference;
 mod hostile;
 mod http;
 mod index_recall;
+mod openapi;
 mod policy_file;
 mod reload;
 mod serving;
