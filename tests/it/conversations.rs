@@ -58,7 +58,7 @@ fn mtbench101_follow_ups_keep_their_task_and_tier() {
 }
 
 fn turn(i: usize) -> Value {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         json!({"role": "user", "content": format!("Question {i}: how do I reverse a linked list in C?")})
     } else {
         json!({"role": "assistant", "content": "Walk the list and flip each next pointer."})

@@ -74,7 +74,7 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
     let types: Vec<&str> = match &schema["type"] {
         Value::String(t) => vec![t.as_str()],
         Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap()).collect(),
-        _ => Vec::new(),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::Object(_) => Vec::new(),
     };
     if !types.is_empty() && !types.iter().any(|t| type_matches(t, value)) {
         return vec![format!("{at}: {value} is not of type {types:?}")];
