@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// A task bucket name (`code`, `summarization`, ...). Buckets are declared by the policy;
 /// an example or a decision naming a bucket the policy lacks is rejected where it enters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct BucketId(Arc<str>);
 
@@ -29,7 +31,7 @@ impl fmt::Display for BucketId {
 }
 
 /// Who spoke a turn of a conversation (system and tool messages are not routing context).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Speaker {
     User,
@@ -37,7 +39,9 @@ pub enum Speaker {
 }
 
 /// The stable id of one labeled archetype example.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct ArchetypeId(Arc<str>);
 
@@ -93,7 +97,7 @@ impl Embedding {
 }
 
 /// Identity of the weights that produced a vector: an index built by other weights is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFingerprint {
     pub id: String,
@@ -107,7 +111,7 @@ pub struct ModelFingerprint {
 }
 
 /// One archetype returned by an index search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Neighbour {
     pub id: ArchetypeId,
     pub bucket: BucketId,
@@ -116,7 +120,19 @@ pub struct Neighbour {
 }
 
 /// How a bucket is chosen from an embedding and its nearest archetypes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ScorerKind {
     /// Similarity-weighted vote of the k nearest archetypes.
@@ -176,7 +192,7 @@ impl std::str::FromStr for ScorerKind {
 }
 
 /// One bucket's calibrated probability.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BucketScore {
     pub bucket: BucketId,
     pub score: f32,

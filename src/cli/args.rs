@@ -100,7 +100,7 @@ pub struct ServeArgs {
     pub max_in_flight: usize,
     /// Longest a request waits for a slot, in ms, before 429 with Retry-After (refused at
     /// once when the queue ahead would take longer).
-    #[arg(long, env = "ROUTER_QUEUE_BUDGET_MS", default_value_t = 20)]
+    #[arg(long, env = "ROUTER_QUEUE_BUDGET_MS", default_value_t = Limits::default().queue_budget_ms)]
     pub queue_budget_ms: u64,
     /// Largest request body in bytes (larger bodies get 413).
     #[arg(long, env = "ROUTER_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
@@ -182,7 +182,7 @@ impl ServeArgs {
                 max_in_flight: self
                     .max_in_flight
                     .clamp(1, crate::index::usearch_index::SEARCH_CONTEXTS),
-                queue_budget: std::time::Duration::from_millis(self.queue_budget_ms),
+                queue_budget_ms: self.queue_budget_ms,
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),
                 cache_bytes: self.cache_bytes,

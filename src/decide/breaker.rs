@@ -18,7 +18,19 @@ use serde::{Deserialize, Serialize};
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What a caller reports after using a target (`"outcome"` of `POST /feedback`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportedOutcome {
     Ok,
@@ -124,7 +136,7 @@ pub enum BreakerState {
 }
 
 /// A state's name, for reasons, logs and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Closed,

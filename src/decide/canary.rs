@@ -17,7 +17,7 @@ pub struct CanarySpec {
 }
 
 /// What a decision reports when it was routed to a canary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CanaryApplied {
     pub target: String,
     pub percent: u8,

@@ -11,7 +11,19 @@ use super::error::FieldError;
 
 /// How capable (and expensive) a target is. Ordered: `small < mid < frontier`, so a rule can
 /// cap the tier of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     Small,
@@ -58,7 +70,7 @@ impl Latency {
 
 /// A model the router can send to: a provider, a pinned dated snapshot, and what the rules
 /// need to know about it. Decisions serialize the name, provider, model and tier.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Target {
     pub name: String,
     pub provider: String,

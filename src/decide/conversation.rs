@@ -108,7 +108,7 @@ pub struct ConversationInput<'a> {
 }
 
 /// One turn's share of the conversation's task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TurnContribution {
     pub message_index: usize,
     pub speaker: Speaker,
@@ -119,7 +119,7 @@ pub struct TurnContribution {
 }
 
 /// What the decision says about the conversation (`conversation` in the JSON).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConversationReport {
     /// The conversation's task before this turn.
     pub task: BucketId,

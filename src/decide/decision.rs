@@ -15,7 +15,7 @@ pub const MAX_LISTED_SCORES: usize = 10;
 
 /// The routing outcome of the pure `decide` step, before ids, versions and timings. Its
 /// fields appear at the top level of the decision JSON.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Routing {
     pub bucket: BucketId,
     /// Calibrated probability that the semantic match is right.
@@ -54,7 +54,7 @@ pub struct Routing {
 }
 
 /// Microseconds spent per stage of one decision.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Timings {
     pub tokenize: u64,
     pub embed: u64,
@@ -66,7 +66,7 @@ pub struct Timings {
 
 /// The full decision returned to callers and logged: the routing plus what identifies and
 /// explains it (ids, neighbours, token counts, versions, timings).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub decision_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -19,11 +19,12 @@ pub struct HealthBoard {
 }
 
 /// One breaker as `GET /health/targets` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TargetReport {
     pub target: String,
     pub state: Phase,
     /// Reported outcomes in the window, oldest first (`ok`, `timeout`...).
+    #[schema(value_type = Vec<String>)]
     pub window: Vec<&'static str>,
     pub failures: usize,
     pub error_rate: f64,

@@ -129,7 +129,7 @@ struct Request {
 }
 
 /// What `/ready` and `/info` show about reloading.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ReloaderStatus {
     pub running: bool,
     pub runs: u64,

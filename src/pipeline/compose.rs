@@ -77,13 +77,13 @@ pub struct StatePaths {
 }
 
 /// Request limits. Defaults suit two cores; each is a flag with an env var.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Requests doing CPU work at once; more wait up to `queue_budget` for a slot.
     pub max_in_flight: usize,
-    /// Longest a request waits for a slot before it is answered 429 (refused at once when
-    /// the queue ahead of it would take longer).
-    pub queue_budget: std::time::Duration,
+    /// Longest a request waits for a slot, in ms, before it is answered 429 (refused at
+    /// once when the queue ahead of it would take longer).
+    pub queue_budget_ms: u64,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
     /// Largest `/classify/batch` or `/embed` batch.
@@ -96,7 +96,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_in_flight: 32,
-            queue_budget: std::time::Duration::from_millis(20),
+            queue_budget_ms: 20,
             max_body_bytes: 4 * 1024 * 1024,
             max_batch: 64,
             cache_bytes: super::retrieval_cache::DEFAULT_CACHE_BYTES,

@@ -20,7 +20,7 @@ pub const DEFAULT_CAPACITY: usize = 1000;
 /// Bucket scores kept per item.
 const SCORES_KEPT: usize = 3;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UncertainItem {
     pub decision_id: String,
     /// Seconds since the Unix epoch.

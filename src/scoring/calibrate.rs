@@ -148,7 +148,7 @@ pub fn threshold_for_precision(rows: &[Scored], target_precision: f64) -> Option
     best
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatingPoint {
     pub threshold: f32,

@@ -62,7 +62,7 @@ impl Default for FitOptions {
 }
 
 /// How one scorer did on the calibration rows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScorerFitReport {
     pub scorer: ScorerKind,
     /// In-scope accuracy on the calibration rows.
@@ -74,7 +74,7 @@ pub struct ScorerFitReport {
     pub threshold: Option<OperatingPoint>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FitReport {
     pub buckets: usize,
     pub rows_trained: usize,

@@ -12,8 +12,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
+use super::openapi::AdminErrors;
 use super::AppState;
 use crate::live::{ReloadKind, Reloaded};
 use crate::pipeline::indexer::version_of;
@@ -23,7 +25,7 @@ use crate::store::{AddOutcome, NewExample, StoreError};
 use crate::types::{ArchetypeId, BucketId, ScorerKind};
 
 /// `202` of `POST /archetypes`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub accepted: Vec<AddOutcome>,
     /// Always true: the answer comes after the journal's fsync.
@@ -34,14 +36,14 @@ pub struct Accepted {
 }
 
 /// `DELETE /archetypes/{id}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Deleted {
     pub deleted: ArchetypeId,
     pub bucket: BucketId,
     pub index_version: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ArchetypeItem {
     pub id: ArchetypeId,
     pub bucket: BucketId,
@@ -49,7 +51,7 @@ pub struct ArchetypeItem {
 }
 
 /// `GET /archetypes`: one page, in id order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ArchetypePage {
     pub archetypes: Vec<ArchetypeItem>,
     /// Pass as `after` for the next page; `None` on the last.
@@ -58,7 +60,7 @@ pub struct ArchetypePage {
 }
 
 /// `POST /admin/reload`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReloadAnswer {
     /// What each reload did, in words.
     pub reloaded: Vec<String>,
@@ -67,13 +69,15 @@ pub struct ReloadAnswer {
 }
 
 /// `POST /admin/rebuild`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Queued {
+    /// `rebuild`.
+    #[schema(value_type = String)]
     pub queued: &'static str,
 }
 
 /// `POST /admin/fit`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FitAnswer {
     pub fit: Option<Arc<FitReport>>,
     pub policy_version: String,
@@ -82,7 +86,7 @@ pub struct FitAnswer {
 }
 
 /// `GET /admin/uncertain`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UncertainPage {
     pub items: Vec<UncertainItem>,
     pub held: usize,
@@ -96,7 +100,7 @@ const MAX_EXAMPLES_PER_REQUEST: usize = 1000;
 const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddArchetypes {
     pub examples: Vec<NewExample>,
@@ -116,6 +120,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/archetypes", security(("admin_token" = [])), tag = "admin", request_body = AddArchetypes,
+    responses((status = 202, description = "Durable; the index catches up in the background", body = Accepted),
+        (status = 400, description = "invalid_json, invalid_request (1 to 1000 examples)", body = ErrorBody),
+        (status = 422, description = "unknown_field, unknown_bucket, invalid_example", body = ErrorBody),
+        (status = 409, description = "conflict: the id is taken by another text", body = ErrorBody), AdminErrors))]
 pub async fn add_archetypes(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<AddArchetypes>,
@@ -162,6 +171,10 @@ pub async fn add_archetypes(
     ))
 }
 
+#[utoipa::path(delete, path = "/archetypes/{id}", security(("admin_token" = [])), tag = "admin",
+    params(("id" = String, Path, description = "The archetype's id")),
+    responses((status = 200, description = "Deleted; the index catches up in the background", body = Deleted),
+        (status = 404, description = "not_found", body = ErrorBody), AdminErrors))]
 pub async fn delete_archetype(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -187,7 +200,8 @@ pub async fn delete_archetype(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
@@ -199,6 +213,9 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/archetypes", security(("admin_token" = [])), tag = "admin", params(ListQuery),
+    responses((status = 200, description = "One page, in id order", body = ArchetypePage),
+        (status = 400, description = "A malformed query string (plain text)"), AdminErrors))]
 pub async fn list_archetypes(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -240,7 +257,7 @@ pub async fn list_archetypes(
     Ok(Json(page))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadBody {
     /// `policy`, `archetypes` or `all` (default).
@@ -249,6 +266,10 @@ pub struct ReloadBody {
 }
 
 /// Re-reads files through the reloader and answers with the outcome.
+#[utoipa::path(post, path = "/admin/reload", security(("admin_token" = [])), tag = "admin", request_body = Option<ReloadBody>,
+    responses((status = 200, description = "What each reload did", body = ReloadAnswer),
+        (status = 400, description = "invalid_json, invalid_request", body = ErrorBody),
+        (status = 422, description = "reload_failed: the last good state keeps serving", body = ErrorBody), AdminErrors))]
 pub async fn reload(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -290,6 +311,8 @@ pub async fn reload(
 }
 
 /// Queues an index rebuild from the archetype store.
+#[utoipa::path(post, path = "/admin/rebuild", security(("admin_token" = [])), tag = "admin",
+    responses((status = 202, description = "Rebuild queued", body = Queued), AdminErrors))]
 pub async fn rebuild(
     State(state): State<AppState>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
@@ -298,7 +321,7 @@ pub async fn rebuild(
     Ok((StatusCode::ACCEPTED, Json(Queued { queued: "rebuild" })))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FitBody {
     /// In-scope precision the abstain thresholds aim for (kept for later rebuilds).
@@ -307,6 +330,10 @@ pub struct FitBody {
 
 /// Refits the scorers on the live archetypes and swaps the result in; answers with the fit
 /// report (per scorer: held-out accuracy, ECE, temperature, threshold).
+#[utoipa::path(post, path = "/admin/fit", security(("admin_token" = [])), tag = "admin", request_body = Option<FitBody>,
+    responses((status = 200, description = "The fit report per scorer", body = FitAnswer),
+        (status = 400, description = "invalid_json, invalid_request", body = ErrorBody),
+        (status = 422, description = "reload_failed", body = ErrorBody), AdminErrors))]
 pub async fn fit(
     State(state): State<AppState>,
     body: axum::body::Bytes,
@@ -345,13 +372,17 @@ pub async fn fit(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UncertainQuery {
     pub limit: Option<usize>,
 }
 
 /// The newest decisions the router was unsure of, newest first, for labeling.
+#[utoipa::path(get, path = "/admin/uncertain", security(("admin_token" = [])), tag = "admin", params(UncertainQuery),
+    responses((status = 200, description = "The newest uncertain decisions, newest first", body = UncertainPage),
+        (status = 400, description = "A malformed query string (plain text)"), AdminErrors))]
 pub async fn uncertain(
     State(state): State<AppState>,
     Query(query): Query<UncertainQuery>,

@@ -7,7 +7,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::decide::DecideError;
 use crate::embed::EmbedError;
@@ -171,10 +172,63 @@ impl From<PipelineError> for ApiError {
     }
 }
 
+/// Every `code` an error body can carry (the OpenAPI document lists them; a unit test
+/// checks each variant's code is here).
+pub const ERROR_CODES: [&str; 21] = [
+    "invalid_json",
+    "unknown_field",
+    "invalid_request",
+    "empty_prompt",
+    "payload_too_large",
+    "unsupported_media_type",
+    "not_found",
+    "unauthorized",
+    "forbidden",
+    "admin_disabled",
+    "unknown_bucket",
+    "invalid_example",
+    "conflict",
+    "unknown_target",
+    "reload_failed",
+    "method_not_allowed",
+    "overloaded",
+    "not_ready",
+    "no_eligible_target",
+    "all_targets_open",
+    "internal",
+];
+
+/// The JSON body of every error: `{"error": {"code", "message"}}` (also one failed batch item).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: clients match on it.
+    #[schema(schema_with = error_code_schema)]
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+}
+
+fn error_code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ERROR_CODES))
+        .build()
+}
+
 impl ApiError {
     /// The JSON error object: `{"error": {"code", "message"}}` (also one failed batch item).
-    pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"code": self.code(), "message": self.to_string()}})
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        }
     }
 }
 
@@ -312,10 +366,20 @@ mod tests {
                 "all_targets_open",
             ),
         ];
+        let mut documented: Vec<&str> = ERROR_CODES.to_vec();
         for (error, status, code) in table {
             assert_eq!(error.status().as_u16(), status, "{code}");
             assert_eq!(error.code(), code);
+            assert!(
+                documented.contains(&code),
+                "{code} is missing from ERROR_CODES"
+            );
+            documented.retain(|c| *c != code);
         }
+        assert!(
+            documented.is_empty(),
+            "ERROR_CODES lists codes no variant has: {documented:?}"
+        );
     }
 
     #[test]

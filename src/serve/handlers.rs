@@ -8,14 +8,19 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
+use utoipa::ToSchema;
 
+use super::answers::{
+    BatchAnswer, BatchItem, BuildInfo, EmbedAnswer, EmbedBatchAnswer, FeedbackAnswer, HealthAnswer,
+    IndexInfo, InfoAnswer, PolicyInfo, ReadyAnswer, TargetsAnswer,
+};
 use super::decision_log::RequestNote;
-use super::error::{ApiError, ApiJson};
+use super::error::{ApiError, ApiJson, ErrorBody};
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
 use super::Core;
+use crate::decide::Decision;
 use crate::pipeline::{ClassifyInput, PipelineError, Served};
 
 /// Takes an admission permit, waiting up to the queueing budget (`serve::admission`), and
@@ -68,6 +73,15 @@ fn log_decision(state: &AppState, core: &Core, served: &Served, note: RequestNot
 /// `x-router-cache: hit | miss`: whether the decision's retrieval came from the cache.
 const CACHE_HEADER: &str = "x-router-cache";
 
+#[utoipa::path(post, path = "/classify", tag = "routing", request_body = ClassifyRequest,
+    responses((status = 200, description = "The decision; header `x-router-cache: hit | miss`", body = Decision),
+        (status = 400, description = "invalid_json, invalid_request, empty_prompt", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "unknown_field, no_eligible_target", body = ErrorBody),
+        (status = 429, description = "overloaded (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "not_ready, all_targets_open (`Retry-After`)", body = ErrorBody),
+        (status = 500, description = "internal", body = ErrorBody)))]
 pub async fn classify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ClassifyRequest>,
@@ -91,10 +105,19 @@ pub async fn classify(
 
 /// `POST /classify/batch`: `{"decisions": [...]}` in request order; an item that fails holds
 /// its own `{"error": {...}}` while the others are decided.
+#[utoipa::path(post, path = "/classify/batch", tag = "routing", request_body = ClassifyBatchRequest,
+    responses((status = 200, description = "One decision or error per request, in order", body = BatchAnswer),
+        (status = 400, description = "invalid_json, invalid_request (empty or too large a batch)", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "unknown_field", body = ErrorBody),
+        (status = 429, description = "overloaded", body = ErrorBody),
+        (status = 503, description = "not_ready", body = ErrorBody),
+        (status = 500, description = "internal", body = ErrorBody)))]
 pub async fn classify_batch(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<ClassifyBatchRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BatchAnswer>, ApiError> {
     let core = state.core()?;
     check_batch_size(batch.requests.len(), state.limits.max_batch)?;
     let inputs = batch
@@ -114,26 +137,33 @@ pub async fn classify_batch(
         .serve_many(snapshot, inputs, admit(&state, &admitted_at))
         .await?;
     observe_hold(&state, &admitted_at);
-    let decisions: Vec<Value> = results
+    let decisions = results
         .into_iter()
         .zip(notes)
         .map(|(result, note)| match result {
             Ok(served) => {
                 log_decision(&state, core, &served, note);
-                serde_json::to_value(&served.decision).unwrap_or_else(|e| {
-                    ApiError::Internal(format!("serialising a decision: {e}")).body()
-                })
+                BatchItem::Decided(Box::new(served.decision))
             }
-            Err(e) => ApiError::from(e).body(),
+            Err(e) => BatchItem::Failed(ApiError::from(e).body()),
         })
         .collect();
-    Ok(Json(json!({ "decisions": decisions })))
+    Ok(Json(BatchAnswer { decisions }))
 }
 
+#[utoipa::path(post, path = "/embed", tag = "routing", request_body = EmbedRequest,
+    responses((status = 200, description = "One vector for `text`, `embeddings` for `texts`", body = EmbedAnswer),
+        (status = 400, description = "invalid_json, invalid_request, empty_prompt", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "unknown_field", body = ErrorBody),
+        (status = 429, description = "overloaded", body = ErrorBody),
+        (status = 503, description = "not_ready", body = ErrorBody),
+        (status = 500, description = "internal", body = ErrorBody)))]
 pub async fn embed(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<EmbedRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EmbedAnswer>, ApiError> {
     let core = state.core()?;
     let (texts, single) = match (request.text, request.texts) {
         (Some(text), None) => (vec![text], true),
@@ -177,11 +207,16 @@ pub async fn embed(
     })
     .await?;
     observe_hold(&state, &admitted_at);
-    Ok(Json(if single {
-        json!(embedded[0])
-    } else {
-        json!({ "embeddings": embedded })
-    }))
+    if !single {
+        return Ok(Json(EmbedAnswer::Many(EmbedBatchAnswer {
+            embeddings: embedded,
+        })));
+    }
+    let one = embedded
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no embedding came back".into()))?;
+    Ok(Json(EmbedAnswer::One(one)))
 }
 
 fn check_batch_size(n: usize, max: usize) -> Result<(), ApiError> {
@@ -197,17 +232,25 @@ fn check_batch_size(n: usize, max: usize) -> Result<(), ApiError> {
 }
 
 /// Liveness: the process answers.
-pub async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "The process answers", body = HealthAnswer)))]
+pub async fn health() -> Json<HealthAnswer> {
+    Json(HealthAnswer { status: "ok" })
 }
 
 /// Readiness: the model is warm and a snapshot is loaded. Carries the last reload error.
 /// After a shutdown signal it answers 503 "draining" so load balancers stop sending.
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, description = "Ready", body = ReadyAnswer),
+        (status = 503, description = "Draining or starting", body = ReadyAnswer)))]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ReadyAnswer>) {
     if state.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": "draining"})),
+            Json(ReadyAnswer::Draining {
+                ready: false,
+                reason: "draining",
+            }),
         );
     }
     match state.core() {
@@ -215,57 +258,65 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             let snapshot = core.live.snapshot();
             (
                 StatusCode::OK,
-                Json(json!({
-                    "ready": true,
-                    "policy_version": snapshot.policy.version,
-                    "index_version": snapshot.bundle.version(),
-                    "last_reload_error": core.live.last_error(),
-                    "reload": core.reloads.status(),
-                })),
+                Json(ReadyAnswer::Ready {
+                    ready: true,
+                    policy_version: snapshot.policy.version.clone(),
+                    index_version: snapshot.bundle.version().to_owned(),
+                    last_reload_error: core.live.last_error(),
+                    reload: core.reloads.status(),
+                }),
             )
         }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "phase": state.phase()})),
+            Json(ReadyAnswer::Starting {
+                ready: false,
+                phase: state.phase(),
+            }),
         ),
     }
 }
 
 /// Model fingerprint, index and policy versions, build information.
-pub async fn info(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/info", tag = "operations",
+    responses((status = 200, description = "Model, index, policy, build and limits", body = InfoAnswer),
+        (status = 503, description = "not_ready", body = ErrorBody)))]
+pub async fn info(State(state): State<AppState>) -> Result<Json<InfoAnswer>, ApiError> {
     let core = state.core()?;
     let snapshot = core.live.snapshot();
     let manifest = snapshot.bundle.manifest();
-    Ok(Json(json!({
-        "model": core.info.model,
-        "device": core.info.device,
-        "index": {
-            "version": snapshot.bundle.version(),
-            "size": snapshot.bundle.len(),
-            "dims": manifest.dims,
-            "counts": manifest.counts,
-            "built_at": manifest.built_at,
-            "examples_sha256": manifest.examples_sha256,
-            "hnsw": manifest.hnsw,
+    Ok(Json(InfoAnswer {
+        model: core.info.model.clone(),
+        device: core.info.device,
+        index: IndexInfo {
+            version: snapshot.bundle.version().to_owned(),
+            size: snapshot.bundle.len(),
+            dims: manifest.dims,
+            counts: manifest.counts.clone(),
+            built_at: manifest.built_at,
+            examples_sha256: manifest.examples_sha256.clone(),
+            hnsw: manifest.hnsw,
         },
-        "policy": {
-            "version": snapshot.policy.version,
-            "default_bucket": snapshot.policy.default_bucket,
-            "buckets": snapshot.policy.buckets.keys().collect::<Vec<_>>(),
+        policy: PolicyInfo {
+            version: snapshot.policy.version.clone(),
+            default_bucket: snapshot.policy.default_bucket.clone(),
+            buckets: snapshot.policy.buckets.keys().cloned().collect(),
         },
-        "build": {
-            "version": env!("CARGO_PKG_VERSION"),
-            "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        build: BuildInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            profile: if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
         },
-        "limits": {
-            "max_in_flight": state.limits.max_in_flight,
-            "max_body_bytes": state.limits.max_body_bytes,
-            "max_batch": state.limits.max_batch,
-            "cache_bytes": state.limits.cache_bytes,
-        },
-    })))
+        limits: state.limits,
+    }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition", body = String,
+        content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Ok(core) = state.core() {
         super::metrics::refresh(core, &state.build_info);
@@ -293,7 +344,7 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 /// `POST /feedback`: an outcome a caller saw from a target, fed to that target's breaker.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
     pub target: String,
@@ -306,10 +357,17 @@ pub struct Feedback {
     pub decision_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/feedback", tag = "routing", request_body = Feedback,
+    responses((status = 200, description = "The target's breaker state after the report", body = FeedbackAnswer),
+        (status = 400, description = "invalid_json, invalid_request", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "unknown_field, unknown_target", body = ErrorBody),
+        (status = 503, description = "not_ready", body = ErrorBody)))]
 pub async fn feedback(
     State(state): State<AppState>,
     ApiJson(feedback): ApiJson<Feedback>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FeedbackAnswer>, ApiError> {
     let core = state.core()?;
     let snapshot = core.live.snapshot();
     if snapshot.policy.target(&feedback.target).is_none() {
@@ -336,14 +394,18 @@ pub async fn feedback(
     if transition.from != transition.to {
         tracing::warn!(target = %feedback.target, from = ?transition.from, to = ?transition.to, decision_id = feedback.decision_id.as_deref().unwrap_or(""), "breaker changed state");
     }
-    Ok(Json(
-        json!({"target": feedback.target, "state": transition.to}),
-    ))
+    Ok(Json(FeedbackAnswer {
+        target: feedback.target,
+        state: transition.to,
+    }))
 }
 
 /// `GET /health/targets`: every breaker's state and window.
-pub async fn target_health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/health/targets", tag = "operations",
+    responses((status = 200, description = "Every breaker's state and window", body = TargetsAnswer),
+        (status = 503, description = "not_ready", body = ErrorBody)))]
+pub async fn target_health(State(state): State<AppState>) -> Result<Json<TargetsAnswer>, ApiError> {
     let core = state.core()?;
-    let report = core.pipeline.health().report(std::time::Instant::now());
-    Ok(Json(json!({"targets": report})))
+    let targets = core.pipeline.health().report(std::time::Instant::now());
+    Ok(Json(TargetsAnswer { targets }))
 }

@@ -4,11 +4,13 @@
 
 pub mod admin;
 pub mod admission;
+pub mod answers;
 pub mod auth;
 pub mod decision_log;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
+pub mod openapi;
 pub mod run;
 pub mod wire;
 
@@ -18,7 +20,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -54,7 +55,7 @@ impl AppState {
             draining: Arc::new(AtomicBool::new(false)),
             admission: Arc::new(admission::Admission::new(
                 limits.max_in_flight,
-                limits.queue_budget,
+                std::time::Duration::from_millis(limits.queue_budget_ms),
             )),
             limits,
             metrics,
@@ -123,37 +124,68 @@ impl AppState {
     }
 }
 
+/// One routed endpoint: its method (lower case, as OpenAPI writes it) and path pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// Behind the admin token.
+    pub admin: bool,
+}
+
+/// Declares [`ROUTES`] and the routers built from it, from one list, so the table the
+/// OpenAPI test reads cannot drift from what `build_app` serves.
+macro_rules! routes {
+    (admin { $($am:ident $ap:literal => $ah:path,)* } public { $($pm:ident $pp:literal => $ph:path,)* }) => {
+        /// Every route `build_app` serves.
+        pub const ROUTES: &[Route] = &[
+            $(Route { method: stringify!($am), path: $ap, admin: true },)*
+            $(Route { method: stringify!($pm), path: $pp, admin: false },)*
+        ];
+
+        fn admin_routes() -> Router<AppState> {
+            Router::new()$(.route($ap, axum::routing::$am($ah)))*
+        }
+
+        fn public_routes() -> Router<AppState> {
+            Router::new()$(.route($pp, axum::routing::$pm($ph)))*
+        }
+    };
+}
+
+routes! {
+    admin {
+        post "/archetypes" => admin::add_archetypes,
+        get "/archetypes" => admin::list_archetypes,
+        delete "/archetypes/{id}" => admin::delete_archetype,
+        post "/admin/reload" => admin::reload,
+        post "/admin/rebuild" => admin::rebuild,
+        post "/admin/fit" => admin::fit,
+        get "/admin/uncertain" => admin::uncertain,
+    }
+    public {
+        post "/classify" => handlers::classify,
+        post "/classify/batch" => handlers::classify_batch,
+        post "/embed" => handlers::embed,
+        post "/feedback" => handlers::feedback,
+        get "/health" => handlers::health,
+        get "/health/targets" => handlers::target_health,
+        get "/ready" => handlers::ready,
+        get "/info" => handlers::info,
+        get "/metrics" => handlers::metrics,
+        get "/openapi.json" => openapi::openapi_json,
+    }
+}
+
 /// All routes, with the body limit, metrics and tracing layers.
 pub fn build_app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    let admin = Router::new()
-        .route(
-            "/archetypes",
-            post(admin::add_archetypes).get(admin::list_archetypes),
-        )
-        .route(
-            "/archetypes/{id}",
-            axum::routing::delete(admin::delete_archetype),
-        )
-        .route("/admin/reload", post(admin::reload))
-        .route("/admin/rebuild", post(admin::rebuild))
-        .route("/admin/fit", post(admin::fit))
-        .route("/admin/uncertain", get(admin::uncertain))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ));
-    Router::new()
+    let admin = admin_routes().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_admin,
+    ));
+    public_routes()
         .merge(admin)
-        .route("/classify", post(handlers::classify))
-        .route("/classify/batch", post(handlers::classify_batch))
-        .route("/embed", post(handlers::embed))
-        .route("/feedback", post(handlers::feedback))
-        .route("/health", get(handlers::health))
-        .route("/health/targets", get(handlers::target_health))
-        .route("/ready", get(handlers::ready))
-        .route("/info", get(handlers::info))
-        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn(count_requests))

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 pub use crate::decide::Priority;
@@ -16,7 +17,7 @@ const IMAGE_PARTS: [&str; 3] = ["image_url", "input_image", "image"];
 const VISION: &str = "vision";
 
 /// `POST /classify`: a `prompt`, or OpenAI-style `messages` (the last user turn is routed).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifyRequest {
     #[serde(default)]
@@ -37,21 +38,21 @@ pub struct ClassifyRequest {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct Message {
     pub role: String,
     #[serde(default)]
     pub content: Option<Content>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct Part {
     #[serde(rename = "type")]
     pub kind: String,
@@ -222,14 +223,14 @@ fn is_default_ignorable(c: char) -> bool {
 }
 
 /// `POST /classify/batch`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifyBatchRequest {
     pub requests: Vec<ClassifyRequest>,
 }
 
 /// `POST /embed`: one `text` or many `texts`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedRequest {
     #[serde(default)]
@@ -238,7 +239,7 @@ pub struct EmbedRequest {
     pub texts: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EmbedResponse {
     pub embedding: Vec<f32>,
     pub tokens: usize,

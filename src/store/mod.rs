@@ -36,7 +36,7 @@ pub enum JournalEntry {
 }
 
 /// An example offered through the API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewExample {
     pub text: String,
@@ -46,7 +46,7 @@ pub struct NewExample {
 }
 
 /// What happened to one offered example.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AddOutcome {
     pub id: ArchetypeId,
     pub bucket: BucketId,

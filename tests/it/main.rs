@@ -17,6 +17,7 @@ mod hostile;
 mod http;
 mod index_recall;
 mod observability;
+mod openapi;
 mod policy_file;
 mod reload;
 mod serving;

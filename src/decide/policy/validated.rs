@@ -20,7 +20,19 @@ use crate::types::{BucketId, ScorerKind};
 pub const MAX_TARGETS: usize = 3;
 
 /// What makes the caller move on to the next target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     Timeout,
@@ -29,7 +41,7 @@ pub enum Trigger {
     VerifierRejected,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Escalation {
     pub on: Vec<Trigger>,
     pub timeout_ms: u64,
