@@ -7,9 +7,9 @@
 //! Only public paths of `semantic_router` are used, and as few as possible: the fuzz crate
 //! must keep building while the library's insides move.
 
-use semantic_router::archetypes::{ExampleSet, Strictness};
+use semantic_router::store::{ExampleSet, Strictness};
 use semantic_router::decide::{Policy, Threshold};
-use semantic_router::index::BundleManifest;
+use semantic_router::pipeline::bundle::BundleManifest;
 use semantic_router::serve::wire::{ClassifyBatchRequest, ClassifyRequest, Content};
 use semantic_router::store::JournalEntry;
 use semantic_router::types::ArchetypeId;
