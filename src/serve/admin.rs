@@ -6,12 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use std::sync::Arc;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiJson, ErrorBody};
@@ -19,81 +17,12 @@ use super::openapi::AdminErrors;
 use super::AppState;
 use crate::live::{ReloadKind, Reloaded};
 use crate::pipeline::indexer::version_of;
-use crate::pipeline::uncertain::UncertainItem;
-use crate::scoring::FitReport;
-use crate::store::{AddOutcome, NewExample, StoreError};
-use crate::types::{ArchetypeId, BucketId, ScorerKind};
+use crate::store::{NewExample, StoreError};
+use crate::types::{ArchetypeId, BucketId};
 
-/// `202` of `POST /archetypes`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    pub accepted: Vec<AddOutcome>,
-    /// Always true: the answer comes after the journal's fsync.
-    pub durable: bool,
-    /// The index version that will contain the examples.
-    pub index_version: String,
-    pub current_index_version: String,
-}
-
-/// `DELETE /archetypes/{id}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: ArchetypeId,
-    pub bucket: BucketId,
-    pub index_version: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ArchetypeItem {
-    pub id: ArchetypeId,
-    pub bucket: BucketId,
-    pub text: String,
-}
-
-/// `GET /archetypes`: one page, in id order.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ArchetypePage {
-    pub archetypes: Vec<ArchetypeItem>,
-    /// Pass as `after` for the next page; `None` on the last.
-    pub next_after: Option<ArchetypeId>,
-    pub total: usize,
-}
-
-/// `POST /admin/reload`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReloadAnswer {
-    /// What each reload did, in words.
-    pub reloaded: Vec<String>,
-    pub policy_version: String,
-    pub index_version: String,
-}
-
-/// `POST /admin/rebuild`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Queued {
-    /// `rebuild`.
-    #[schema(value_type = String)]
-    pub queued: &'static str,
-}
-
-/// `POST /admin/fit`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FitAnswer {
-    pub fit: Option<Arc<FitReport>>,
-    pub policy_version: String,
-    pub index_version: String,
-    pub scorer: ScorerKind,
-}
-
-/// `GET /admin/uncertain`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UncertainPage {
-    pub items: Vec<UncertainItem>,
-    pub held: usize,
-    pub capacity: usize,
-    pub seen: u64,
-    pub uncertain_margin: f32,
-}
+pub use super::admin_answers::{
+    Accepted, ArchetypeItem, ArchetypePage, Deleted, FitAnswer, Queued, ReloadAnswer, UncertainPage,
+};
 
 /// Most examples accepted in one `POST /archetypes`.
 const MAX_EXAMPLES_PER_REQUEST: usize = 1000;

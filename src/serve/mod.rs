@@ -3,6 +3,7 @@
 //! itself is `pipeline`'s. Handlers take one snapshot per request.
 
 pub mod admin;
+pub mod admin_answers;
 pub mod admission;
 pub mod answers;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod run;
+pub mod status;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,11 +170,11 @@ routes! {
         post "/classify/batch" => handlers::classify_batch,
         post "/embed" => handlers::embed,
         post "/feedback" => handlers::feedback,
-        get "/health" => handlers::health,
-        get "/health/targets" => handlers::target_health,
-        get "/ready" => handlers::ready,
-        get "/info" => handlers::info,
-        get "/metrics" => handlers::metrics,
+        get "/health" => status::health,
+        get "/health/targets" => status::target_health,
+        get "/ready" => status::ready,
+        get "/info" => status::info,
+        get "/metrics" => status::metrics,
         get "/openapi.json" => openapi::openapi_json,
     }
 }

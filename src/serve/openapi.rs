@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{admin, handlers};
+use super::{admin, handlers, status};
 
 /// The errors every admin endpoint can answer, besides its own.
 #[derive(Debug, IntoResponses)]
@@ -47,11 +47,11 @@ impl Modify for AdminToken {
         handlers::classify_batch,
         handlers::embed,
         handlers::feedback,
-        handlers::health,
-        handlers::target_health,
-        handlers::ready,
-        handlers::info,
-        handlers::metrics,
+        status::health,
+        status::target_health,
+        status::ready,
+        status::info,
+        status::metrics,
         admin::add_archetypes,
         admin::list_archetypes,
         admin::delete_archetype,

@@ -77,7 +77,7 @@ async fn metrics_name_each_series_with_its_labels() {
     assert_eq!(status, StatusCode::OK);
     let conversation = json!({"messages": [
         {"role": "user", "content": "Write a Rust function that parses an ISO 8601 date"},
-        {"role": "assistant", "content": "fn parse(s: &str) -> Option<Date> { todo!() }"},
+        {"role": "assistant", "content": "fn parse(s: &str) -> Option<Date> { Date::parse(s).ok() }"},
         {"role": "user", "content": "thanks! what is the capital of France?"},
     ]});
     let (status, _, followup) = send(&app, post_json("/classify", &conversation)).await;

@@ -1,0 +1,83 @@
+//! Typed JSON answers of the admin endpoints (`serve::admin`); each derives its OpenAPI
+//! schema, so `/openapi.json` describes exactly what is serialised.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::pipeline::uncertain::UncertainItem;
+use crate::scoring::FitReport;
+use crate::store::AddOutcome;
+use crate::types::{ArchetypeId, BucketId, ScorerKind};
+
+/// `202` of `POST /archetypes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub accepted: Vec<AddOutcome>,
+    /// Always true: the answer comes after the journal's fsync.
+    pub durable: bool,
+    /// The index version that will contain the examples.
+    pub index_version: String,
+    pub current_index_version: String,
+}
+
+/// `DELETE /archetypes/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: ArchetypeId,
+    pub bucket: BucketId,
+    pub index_version: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArchetypeItem {
+    pub id: ArchetypeId,
+    pub bucket: BucketId,
+    pub text: String,
+}
+
+/// `GET /archetypes`: one page, in id order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArchetypePage {
+    pub archetypes: Vec<ArchetypeItem>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next_after: Option<ArchetypeId>,
+    pub total: usize,
+}
+
+/// `POST /admin/reload`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloadAnswer {
+    /// What each reload did, in words.
+    pub reloaded: Vec<String>,
+    pub policy_version: String,
+    pub index_version: String,
+}
+
+/// `POST /admin/rebuild`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queued {
+    /// `rebuild`.
+    #[schema(value_type = String)]
+    pub queued: &'static str,
+}
+
+/// `POST /admin/fit`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FitAnswer {
+    pub fit: Option<Arc<FitReport>>,
+    pub policy_version: String,
+    pub index_version: String,
+    pub scorer: ScorerKind,
+}
+
+/// `GET /admin/uncertain`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UncertainPage {
+    pub items: Vec<UncertainItem>,
+    pub held: usize,
+    pub capacity: usize,
+    pub seen: u64,
+    pub uncertain_margin: f32,
+}
