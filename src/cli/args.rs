@@ -12,7 +12,8 @@ use crate::embed::device::DeviceChoice;
 use crate::embed::kernel::Precision;
 use crate::embed::window::Window;
 use crate::pipeline::compose::{
-    DecisionLogDestination, DecisionLogSettings, Limits, ModelSettings, ServiceSettings, StatePaths,
+    DecisionLogDestination, DecisionLogSettings, Limits, ModelSettings, ServiceSettings,
+    SharedStoreSettings, StatePaths,
 };
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +94,15 @@ pub struct ServeArgs {
     pub addr: SocketAddr,
     #[command(flatten)]
     pub state: StateArgs,
+    /// Keep archetype changes in PostgreSQL, shared by every replica
+    /// (postgres://USER:PASS@HOST:PORT/DB), instead of the local journal in --data-dir.
+    /// The router creates and migrates its tables.
+    #[arg(long, env = "ROUTER_STORE")]
+    pub store: Option<String>,
+    /// With --store: how often a replica reads the shared changes even without a
+    /// notification, in ms (a missed notification costs at most this long).
+    #[arg(long, env = "ROUTER_STORE_SYNC_MS", default_value_t = 2000)]
+    pub store_sync_ms: u64,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Requests doing CPU work at once; more wait up to --queue-budget-ms for a slot.
@@ -148,6 +158,7 @@ impl StateArgs {
             archetypes: self.archetypes.clone(),
             data_dir: self.data_dir.clone(),
             index: self.index.clone(),
+            shared_store: None,
         }
     }
 }
@@ -174,7 +185,13 @@ impl ServeArgs {
                 log_prompts: self.log_prompts,
             },
             addr: self.addr,
-            paths: self.state.paths(),
+            paths: StatePaths {
+                shared_store: self.store.map(|url| SharedStoreSettings {
+                    url,
+                    sync_every: std::time::Duration::from_millis(self.store_sync_ms.max(50)),
+                }),
+                ..self.state.paths()
+            },
             model: self.model.settings(),
             limits: Limits {
                 // Each request in flight may search the index at once; usearch has a fixed

@@ -18,6 +18,7 @@ use crate::pipeline::{Snapshot, SnapshotError};
 
 pub mod health_board;
 pub mod reloader;
+pub mod store_sync;
 pub mod watch;
 
 pub use health_board::{HealthBoard, TargetReport};

@@ -18,7 +18,8 @@ use crate::embed::model_files::{resolve, ModelFilesError, ModelManifest, ModelSo
 use crate::embed::{EmbedError, Embedder};
 use crate::index::HnswParams;
 use crate::live::{LiveState, ReloadHandle, Reloader};
-use crate::store::{ArchetypeStore, StoreError};
+use crate::store::shared::SharedLog;
+use crate::store::{ArchetypeStore, StoreError, StoreHealth};
 use crate::types::ModelFingerprint;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,16 @@ pub struct StatePaths {
     pub data_dir: PathBuf,
     /// A bundle to start from instead of the archetypes' cached bundle.
     pub index: Option<PathBuf>,
+    /// Archetype changes in PostgreSQL instead of the journal in `data_dir` (`serve` only).
+    pub shared_store: Option<SharedStoreSettings>,
+}
+
+/// The shared archetype store (`--store`).
+#[derive(Debug, Clone)]
+pub struct SharedStoreSettings {
+    pub url: String,
+    /// Catch-up read interval when no notification arrives.
+    pub sync_every: std::time::Duration,
 }
 
 /// Request limits. Defaults suit two cores; each is a flag with an env var.
@@ -171,6 +182,8 @@ pub struct Core {
     /// Shipped archetypes + the journal of API changes. Locked only by archetype writes and
     /// rebuilds, never by classification.
     pub store: Arc<Mutex<ArchetypeStore>>,
+    /// The store's state, readable without its lock.
+    pub store_health: Arc<StoreHealth>,
     pub reloads: ReloadHandle,
     pub paths: StatePaths,
 }
@@ -287,6 +300,8 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
     let dims = parts.embedder.dims();
     let snapshot = Snapshot::new(Arc::new(parts.policy), Arc::new(parts.bundle), dims)?;
     let live = Arc::new(LiveState::new(snapshot, dims));
+    let store_health = parts.store.health();
+    let listen = parts.store.listen_config();
     let store = Arc::new(Mutex::new(parts.store));
     let reloads = Reloader {
         live: Arc::clone(&live),
@@ -298,12 +313,23 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
         fit: Mutex::new(crate::scoring::FitOptions::default()),
     }
     .spawn(runtime);
+    if let (Some(listen), Some(shared)) = (listen, &parts.paths.shared_store) {
+        crate::live::store_sync::StoreSync {
+            store: Arc::clone(&store),
+            health: Arc::clone(&store_health),
+            listen,
+            every: shared.sync_every,
+            reloads: reloads.clone(),
+        }
+        .spawn(runtime);
+    }
     let pipeline = Pipeline::new(parts.embedder, parts.options).map_err(ComposeError::Worker)?;
     Ok(Core {
         pipeline: Arc::new(pipeline),
         live,
         info: parts.info,
         store,
+        store_health,
         reloads,
         paths: parts.paths,
     })
@@ -319,8 +345,18 @@ pub fn build_core(
 ) -> Result<Core, ComposeError> {
     phase("loading the routing policy".into());
     let policy = Policy::load(&paths.policy)?;
-    phase("reading the archetypes".into());
-    let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir)?;
+    let store = match &paths.shared_store {
+        None => {
+            phase("reading the archetypes".into());
+            ArchetypeStore::open(&paths.archetypes, &paths.data_dir)?
+        }
+        Some(shared) => {
+            phase("connecting to the shared archetype store".into());
+            let log = SharedLog::connect(&shared.url, runtime.clone())?;
+            phase("reading the shared archetype store".into());
+            ArchetypeStore::open_shared(&paths.archetypes, log)?
+        }
+    };
     phase("loading the model".into());
     let (embedder, info) = load_embedder(model)?;
     phase("loading the index".into());

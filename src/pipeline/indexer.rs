@@ -188,20 +188,23 @@ pub fn load_or_build(
     hnsw: HnswParams,
     progress: &dyn Fn(usize, usize),
 ) -> Result<(Bundle, IndexOrigin), IndexerError> {
+    // A saved bundle of older archetypes still lends its vectors: only new texts are embedded.
+    let mut previous = None;
     if bundle_exists(bundle_dir) {
         match Bundle::load(bundle_dir, embedder.fingerprint()) {
             Ok(index) if index.manifest().examples_sha256 == examples.content_sha256() => {
                 return Ok((index, IndexOrigin::Loaded));
             }
-            Ok(_) => {
-                tracing::info!(dir = %bundle_dir.display(), "archetypes changed since the bundle was built; rebuilding")
+            Ok(index) => {
+                tracing::info!(dir = %bundle_dir.display(), "archetypes changed since the bundle was built; rebuilding");
+                previous = Some(index);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "refusing the saved index bundle; rebuilding it from the archetypes")
             }
         }
     }
-    let mut index = build_index(examples, embedder, hnsw, progress)?;
+    let mut index = rebuild_index(examples, embedder, hnsw, previous.as_ref(), progress)?;
     index.save(bundle_dir)?;
     Ok((index, IndexOrigin::Built))
 }

@@ -42,9 +42,12 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { .. } => Self::InvalidExample(e.to_string()),
             StoreError::Conflict { .. } => Self::Conflict(e.to_string()),
             StoreError::NotFound(_) => Self::NotFound(e.to_string()),
-            StoreError::Archetypes(_) | StoreError::Journal { .. } | StoreError::Io { .. } => {
-                Self::Internal(e.to_string())
-            }
+            StoreError::Unavailable(_) => Self::StoreUnavailable(e.to_string()),
+            StoreError::Archetypes(_)
+            | StoreError::Journal { .. }
+            | StoreError::Io { .. }
+            | StoreError::BadUrl { .. }
+            | StoreError::Database(_) => Self::Internal(e.to_string()),
         }
     }
 }

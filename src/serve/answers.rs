@@ -85,6 +85,8 @@ pub struct InfoAnswer {
     pub policy: PolicyInfo,
     pub build: BuildInfo,
     pub limits: Limits,
+    /// Where archetype changes are kept, and whether that store answers.
+    pub store: crate::store::StoreStatus,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

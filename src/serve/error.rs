@@ -63,6 +63,9 @@ pub enum ApiError {
     /// Every eligible target is cooling down and the policy says reject.
     #[error("{message}")]
     AllTargetsOpen { message: String, retry_after_s: u64 },
+    /// The shared archetype store is unreachable: nothing was written; retry later.
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// Details go to the log, not to the client.
     #[error("internal error")]
     Internal(String),
@@ -87,7 +90,9 @@ impl ApiError {
             Self::UnknownTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotReady(_) | Self::AllTargetsOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady(_) | Self::AllTargetsOpen { .. } | Self::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::NoEligibleTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,6 +119,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Overloaded => "overloaded",
             Self::NotReady(_) => "not_ready",
+            Self::StoreUnavailable(_) => "store_unavailable",
             Self::NoEligibleTarget(_) => "no_eligible_target",
             Self::AllTargetsOpen { .. } => "all_targets_open",
             Self::Internal(_) => "internal",
@@ -174,7 +180,7 @@ impl From<PipelineError> for ApiError {
 
 /// Every `code` an error body can carry (the OpenAPI document lists them; a unit test
 /// checks each variant's code is here).
-pub const ERROR_CODES: [&str; 21] = [
+pub const ERROR_CODES: [&str; 22] = [
     "invalid_json",
     "unknown_field",
     "invalid_request",
@@ -193,6 +199,7 @@ pub const ERROR_CODES: [&str; 21] = [
     "method_not_allowed",
     "overloaded",
     "not_ready",
+    "store_unavailable",
     "no_eligible_target",
     "all_targets_open",
     "internal",
@@ -241,7 +248,7 @@ impl IntoResponse for ApiError {
         let body = Json(self.body());
         let mut response = (status, body).into_response();
         match &self {
-            Self::Overloaded | Self::NotReady(_) => {
+            Self::Overloaded | Self::NotReady(_) | Self::StoreUnavailable(_) => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
@@ -351,6 +358,11 @@ mod tests {
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::Overloaded, 429, "overloaded"),
             (ApiError::NotReady(String::new()), 503, "not_ready"),
+            (
+                ApiError::StoreUnavailable(String::new()),
+                503,
+                "store_unavailable",
+            ),
             (ApiError::Internal(String::new()), 500, "internal"),
             (
                 ApiError::NoEligibleTarget(String::new()),

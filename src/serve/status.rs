@@ -92,6 +92,7 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<InfoAnswer>, Api
             },
         },
         limits: state.limits,
+        store: core.store_health.status(),
     }))
 }
 

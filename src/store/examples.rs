@@ -338,7 +338,7 @@ pub(super) fn json_text(value: &serde_json::Value) -> String {
 }
 
 /// Whitespace-collapsed, lowercased text: what counts as "the same text".
-fn normalize_for_dedup(text: &str) -> String {
+pub(crate) fn normalize_for_dedup(text: &str) -> String {
     text.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

@@ -1,26 +1,32 @@
-//! The archetype store: the shipped example files plus a durable journal of changes made
-//! through the API (`POST /archetypes`, `DELETE /archetypes/{id}`).
+//! The archetype store: the shipped example files plus a durable log of changes made through
+//! the API (`POST /archetypes`, `DELETE /archetypes/{id}`). The effective set is the shipped
+//! files with the log replayed over them, in order.
 //!
-//! The journal is append-only JSONL in the data directory, fsynced before a change is
-//! acknowledged, so an acknowledged example survives `kill -9`. The effective set is the
-//! shipped files with the journal replayed over them, in order.
+//! The log is either embedded (an fsynced JSONL journal in the data directory: one replica,
+//! zero set-up) or shared (PostgreSQL, `--store postgres://…`: every replica replays the same
+//! changes in the same order, so they converge on the same set and the same index version).
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 pub mod examples;
+pub mod health;
+mod journal;
 pub mod labeled;
+pub mod shared;
 
 use crate::types::{ArchetypeId, BucketId};
 pub use examples::{ArchetypeError, Example, ExampleSet, InsertError, Strictness};
+pub use health::{StoreHealth, StoreKind, StoreStatus};
+pub use journal::JOURNAL_FILE;
 pub use labeled::{read_labeled_rows, LabeledRow, RowFilter};
+use shared::{Committed, Pending, SharedLog};
 
-pub const JOURNAL_FILE: &str = "archetypes.journal.jsonl";
-
+/// The namespace of examples without a tenant.
+pub const SHARED_NAMESPACE: &str = "";
 /// One durable change. Persisted: keep backward-compatible.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -99,31 +105,114 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// User error at start: `--store` is not a usable PostgreSQL URL.
+    #[error("archetype store {location}: {message} (expected postgres://USER:PASS@HOST:PORT/DB)")]
+    BadUrl { location: String, message: String },
+    /// Runtime error (503): the shared store cannot be reached now; nothing was written and
+    /// the last good index keeps serving.
+    #[error("the shared archetype store is unavailable: {0}")]
+    Unavailable(String),
+    /// Runtime error: the shared store refused a statement or its schema is not ours.
+    #[error("shared archetype store: {0}")]
+    Database(String),
 }
 
 pub struct ArchetypeStore {
     shipped_dir: PathBuf,
-    journal_path: PathBuf,
+    log: ChangeLog,
     examples: ExampleSet,
+    health: Arc<StoreHealth>,
+}
+
+enum ChangeLog {
+    Embedded {
+        journal_path: PathBuf,
+    },
+    Shared {
+        log: SharedLog,
+        /// Every change applied so far, in order: a reload of the shipped files replays
+        /// them without asking the database.
+        applied: Vec<JournalEntry>,
+        seq: i64,
+    },
 }
 
 impl ArchetypeStore {
-    /// Reads the shipped files and replays the journal.
+    /// Reads the shipped files and replays the local journal.
     pub fn open(shipped_dir: &Path, data_dir: &Path) -> Result<Self, StoreError> {
         let journal_path = data_dir.join(JOURNAL_FILE);
-        let examples = load(shipped_dir, &journal_path)?;
+        let examples = replay(shipped_dir, &journal::read(&journal_path)?)?;
+        let health = StoreHealth::new(StoreKind::Embedded, journal_path.display().to_string());
         Ok(Self {
             shipped_dir: shipped_dir.to_owned(),
-            journal_path,
+            log: ChangeLog::Embedded { journal_path },
             examples,
+            health: Arc::new(health),
         })
     }
 
-    /// Re-reads the shipped files (after an edit on disk) and replays the journal again.
+    /// Reads the shipped files and replays the shared log of `log`'s database. Blocking.
+    pub fn open_shared(shipped_dir: &Path, log: SharedLog) -> Result<Self, StoreError> {
+        let health = StoreHealth::new(StoreKind::Postgres, log.location().to_owned());
+        let mut store = Self {
+            shipped_dir: shipped_dir.to_owned(),
+            examples: replay(shipped_dir, &[])?,
+            log: ChangeLog::Shared {
+                log,
+                applied: Vec::new(),
+                seq: 0,
+            },
+            health: Arc::new(health),
+        };
+        store.sync()?;
+        Ok(store)
+    }
+
+    /// The store's state for `/info`, readable without the store's lock.
+    pub fn health(&self) -> Arc<StoreHealth> {
+        Arc::clone(&self.health)
+    }
+
+    /// Settings for a LISTEN connection, when the store is shared.
+    pub fn listen_config(&self) -> Option<tokio_postgres::Config> {
+        match &self.log {
+            ChangeLog::Embedded { .. } => None,
+            ChangeLog::Shared { log, .. } => Some(log.listen_config()),
+        }
+    }
+
+    /// Re-reads the shipped files (after an edit on disk) and replays the log again.
     /// On error the current examples stay.
     pub fn reload(&mut self) -> Result<(), StoreError> {
-        self.examples = load(&self.shipped_dir, &self.journal_path)?;
+        self.examples = match &self.log {
+            ChangeLog::Embedded { journal_path } => {
+                replay(&self.shipped_dir, &journal::read(journal_path)?)?
+            }
+            ChangeLog::Shared { applied, .. } => replay(&self.shipped_dir, applied)?,
+        };
         Ok(())
+    }
+
+    /// Applies the shared changes committed since the last sync (by any replica). Returns
+    /// whether the set changed. The embedded journal has no other writer: always false.
+    pub fn sync(&mut self) -> Result<bool, StoreError> {
+        let ChangeLog::Shared { log, applied, seq } = &mut self.log else {
+            return Ok(false);
+        };
+        let changes = match log.changes_after(SHARED_NAMESPACE, *seq) {
+            Ok(changes) => changes,
+            Err(e) => {
+                self.health.failed(&e);
+                return Err(e);
+            }
+        };
+        for change in &changes {
+            apply(&mut self.examples, change.entry.clone());
+            applied.push(change.entry.clone());
+            *seq = change.seq;
+        }
+        self.health.answered(*seq);
+        Ok(!changes.is_empty())
     }
 
     pub fn examples(&self) -> &ExampleSet {
@@ -131,12 +220,43 @@ impl ArchetypeStore {
     }
 
     /// Validates every offered example first (all or nothing), then makes the new ones durable
-    /// (journal append + fsync) and applies them.
+    /// (journal append + fsync, or one committed transaction) and applies them.
     pub fn add(
         &mut self,
         offered: &[NewExample],
         buckets: &BTreeSet<BucketId>,
     ) -> Result<Vec<AddOutcome>, StoreError> {
+        // Validate against what the other replicas have committed too.
+        self.sync()?;
+        let (scratch, mut outcomes, pending) = self.validate(offered, buckets)?;
+        match &self.log {
+            ChangeLog::Embedded { journal_path } => {
+                let entries: Vec<JournalEntry> = pending.into_iter().map(|p| p.entry).collect();
+                journal::append(journal_path, &entries)?;
+                self.examples = scratch;
+            }
+            ChangeLog::Shared { log, .. } => {
+                let committed = log.commit(SHARED_NAMESPACE, &pending)?;
+                for (item, result) in pending.iter().zip(committed) {
+                    if let Committed::AlreadyThere { id } = result {
+                        outcomes[item.index].id = ArchetypeId::new(&id);
+                        outcomes[item.index].created = false;
+                    }
+                }
+                // Apply through the log, so this replica's order is everyone's order.
+                self.sync()?;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// The checks of `add` on a scratch copy: the copy with the additions, the outcomes and
+    /// the changes to make durable.
+    fn validate(
+        &self,
+        offered: &[NewExample],
+        buckets: &BTreeSet<BucketId>,
+    ) -> Result<(ExampleSet, Vec<AddOutcome>, Vec<Pending>), StoreError> {
         let known = || {
             buckets
                 .iter()
@@ -144,10 +264,9 @@ impl ArchetypeStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        // Validate against a scratch copy so a batch with a bad item changes nothing.
         let mut scratch = self.examples.clone();
         let mut outcomes = Vec::with_capacity(offered.len());
-        let mut entries = Vec::new();
+        let mut pending = Vec::new();
         for (index, e) in offered.iter().enumerate() {
             let bucket = BucketId::new(e.bucket.trim());
             if !buckets.contains(&bucket) {
@@ -183,10 +302,14 @@ impl ArchetypeStore {
             let added = scratch
                 .find_text(&e.text)
                 .expect("an inserted text can be found. This is a bug.");
-            entries.push(JournalEntry::Add {
-                id: added.id.to_string(),
-                bucket: added.bucket.to_string(),
-                text: added.text.clone(),
+            pending.push(Pending {
+                index,
+                entry: JournalEntry::Add {
+                    id: added.id.to_string(),
+                    bucket: added.bucket.to_string(),
+                    text: added.text.clone(),
+                },
+                text_key: Some(examples::normalize_for_dedup(&added.text)),
             });
             outcomes.push(AddOutcome {
                 id: added.id.clone(),
@@ -194,104 +317,40 @@ impl ArchetypeStore {
                 created: true,
             });
         }
-        self.append(&entries)?;
-        self.examples = scratch;
-        Ok(outcomes)
+        Ok((scratch, outcomes, pending))
     }
 
     /// Removes an example (shipped or added) durably.
     pub fn delete(&mut self, id: &ArchetypeId) -> Result<Example, StoreError> {
-        if self.examples.get(id).is_none() {
+        self.sync()?;
+        let Some(existing) = self.examples.get(id).cloned() else {
             return Err(StoreError::NotFound(id.clone()));
-        }
-        self.append(&[JournalEntry::Delete { id: id.to_string() }])?;
-        self.examples
-            .remove(id)
-            .ok_or_else(|| StoreError::NotFound(id.clone()))
-    }
-
-    fn append(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let io = |source| StoreError::Io {
-            path: self.journal_path.display().to_string(),
-            source,
         };
-        let dir = self.journal_path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let created = !self.journal_path.exists();
-        let mut text = String::new();
-        for entry in entries {
-            text.push_str(
-                &serde_json::to_string(entry).expect("journal entries serialise. This is a bug."),
-            );
-            text.push('\n');
+        let entry = JournalEntry::Delete { id: id.to_string() };
+        match &self.log {
+            ChangeLog::Embedded { journal_path } => {
+                journal::append(journal_path, &[entry])?;
+                self.examples.remove(id);
+            }
+            ChangeLog::Shared { log, .. } => {
+                let pending = Pending {
+                    index: 0,
+                    entry,
+                    text_key: None,
+                };
+                log.commit(SHARED_NAMESPACE, &[pending])?;
+                self.sync()?;
+            }
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.journal_path)
-            .map_err(io)?;
-        let before = file.metadata().map_err(io)?.len();
-        // Durable before acknowledged: the caller answers only after this returns.
-        let written = file
-            .write_all(text.as_bytes())
-            .and_then(|()| file.sync_all());
-        if let Err(e) = written {
-            // Leave no partial line for the next append to glue onto.
-            let _ = file.set_len(before).and_then(|()| file.sync_all());
-            return Err(io(e));
-        }
-        if created {
-            // A new file's directory entry must be durable too.
-            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        }
-        Ok(())
+        Ok(existing)
     }
 }
 
-fn load(shipped_dir: &Path, journal_path: &Path) -> Result<ExampleSet, StoreError> {
+/// The shipped files with `entries` replayed over them.
+fn replay(shipped_dir: &Path, entries: &[JournalEntry]) -> Result<ExampleSet, StoreError> {
     let mut examples = ExampleSet::load(shipped_dir, Strictness::Archetypes)?;
-    if !journal_path.is_file() {
-        return Ok(examples);
-    }
-    let path = journal_path.display().to_string();
-    let text = std::fs::read_to_string(journal_path).map_err(|source| StoreError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let lines: Vec<&str> = text.lines().collect();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let entry: JournalEntry = match serde_json::from_str(line) {
-            Ok(entry) => entry,
-            // A torn last line is a write that crashed before its fsync: never acknowledged.
-            // Cut it off, so the next append does not glue a good entry onto it.
-            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {
-                tracing::warn!(path, line = i + 1, "dropping a torn last journal line");
-                let keep = text.rfind('\n').map_or(0, |n| n + 1) as u64;
-                OpenOptions::new()
-                    .write(true)
-                    .open(journal_path)
-                    .and_then(|f| f.set_len(keep).and_then(|()| f.sync_all()))
-                    .map_err(|source| StoreError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                break;
-            }
-            Err(e) => {
-                return Err(StoreError::Journal {
-                    path,
-                    line: i + 1,
-                    message: e.to_string(),
-                })
-            }
-        };
-        apply(&mut examples, entry);
+    for entry in entries {
+        apply(&mut examples, entry.clone());
     }
     Ok(examples)
 }
@@ -301,7 +360,7 @@ fn apply(examples: &mut ExampleSet, entry: JournalEntry) {
     match entry {
         JournalEntry::Add { id, bucket, text } => {
             if let Err(e) = examples.insert(Some(&id), &bucket, &text, Strictness::Archetypes) {
-                tracing::warn!(id, error = %e, "journal addition no longer applies; skipped");
+                tracing::warn!(id, error = %e, "logged addition no longer applies; skipped");
             }
         }
         JournalEntry::Delete { id } => {

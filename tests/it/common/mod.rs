@@ -17,6 +17,8 @@ use semantic_router::store::ArchetypeStore;
 use semantic_router::store::{ExampleSet, Strictness};
 
 pub mod http;
+pub mod postgres;
+pub mod process;
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -140,6 +142,7 @@ fn core_from(data_dir: &Path, policy: &Path, options: PipelineOptions) -> Core {
         archetypes: archetypes_dir(),
         data_dir: data_dir.to_owned(),
         index: None,
+        shared_store: None,
     };
     let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir)
         .expect("shipped archetypes are valid");

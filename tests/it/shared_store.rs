@@ -1,0 +1,281 @@
+//! Many replicas on one shared store: real `router` processes, a real PostgreSQL on loopback.
+//! Writes on one replica reach the others' indexes; the database enforces all-or-nothing
+//! batches and one bucket per text; a database restart and a kill -9 lose nothing
+//! acknowledged and stop no replica from serving.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::postgres::Postgres;
+use crate::common::process::{http, http_as, start, KillOnDrop};
+
+const TOKEN: &str = "fleet-t0ken";
+const ENVS: [(&str, &str); 1] = [("ROUTER_ADMIN_TOKEN", TOKEN)];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// A replica on `pg` with its own data directory (seeded with `seed`'s saved index, so it
+/// does not embed every shipped archetype again).
+fn replica(pg: &Postgres, data: &Path, seed: Option<&Path>) -> (KillOnDrop, String) {
+    if let Some(seed) = seed {
+        copy_dir(&seed.join("index"), &data.join("index"));
+    }
+    let url = pg.url();
+    let args = [
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--store".as_ref(),
+        url.as_ref(),
+        "--store-sync-ms".as_ref(),
+        "500".as_ref(),
+    ];
+    let (child, addr, _log) = start(&args, &ENVS);
+    (child, addr)
+}
+
+fn post(addr: &str, path: &str, body: &Value) -> (u16, Value) {
+    http_as(addr, "POST", path, Some(&body.to_string()), Some(TOKEN))
+}
+
+fn index_version(addr: &str) -> String {
+    let (status, ready) = http(addr, "GET", "/ready", None);
+    assert_eq!(status, 200, "{ready}");
+    ready["index_version"].as_str().unwrap().to_owned()
+}
+
+/// Polls until `addr` serves `version`; returns how long that took.
+fn wait_for_version(addr: &str, version: &str) -> Duration {
+    let started = Instant::now();
+    while index_version(addr) != version {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{addr} never reached index {version} (serves {})",
+            index_version(addr)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+fn neighbour_ids(addr: &str, prompt: &str) -> Vec<String> {
+    let (status, d) = http(
+        addr,
+        "POST",
+        "/classify",
+        Some(&json!({ "prompt": prompt }).to_string()),
+    );
+    assert_eq!(status, 200, "{d}");
+    d["neighbours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn total(addr: &str) -> u64 {
+    let (status, page) = http_as(addr, "GET", "/archetypes?limit=1", None, Some(TOKEN));
+    assert_eq!(status, 200, "{page}");
+    page["total"].as_u64().unwrap()
+}
+
+#[test]
+fn three_replicas_converge_and_the_database_decides_conflicts() {
+    let Some(pg) = Postgres::start("three_replicas_converge") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (d1, d2, d3) = (
+        dir.path().join("r1"),
+        dir.path().join("r2"),
+        dir.path().join("r3"),
+    );
+    let (_r1, a1) = replica(&pg, &d1, None);
+    let (_r2, a2) = replica(&pg, &d2, Some(&d1));
+    let (_r3, a3) = replica(&pg, &d3, Some(&d1));
+    let start_version = index_version(&a1);
+    assert_eq!(index_version(&a2), start_version);
+    assert_eq!(index_version(&a3), start_version);
+
+    // A write on the first replica reaches the neighbours of the other two.
+    let text = "Reconcile the quarterly zorblax ledger against the vendor's ferrous manifest";
+    let (status, ack) = post(
+        &a1,
+        "/archetypes",
+        &json!({"examples": [{"text": text, "bucket": "extraction", "id": "fleet-1"}]}),
+    );
+    assert_eq!(status, 202, "{ack}");
+    let version = ack["index_version"].as_str().unwrap().to_owned();
+    assert_ne!(version, start_version);
+    for addr in [&a2, &a3] {
+        let took = wait_for_version(addr, &version);
+        eprintln!("{addr}: index {version} after {took:?}");
+        assert!(neighbour_ids(addr, text).contains(&"fleet-1".to_owned()));
+    }
+    wait_for_version(&a1, &version);
+
+    // A batch with one bad example writes nothing, on any replica.
+    let before = total(&a1);
+    let (status, err) = post(
+        &a2,
+        "/archetypes",
+        &json!({"examples": [
+        {"text": "Tabulate the glimmerfen survey answers by district", "bucket": "extraction"},
+        {"text": "whatever", "bucket": "no_such_bucket"}]}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("unknown_bucket")),
+        "{err}"
+    );
+
+    // Two replicas offer the same new text for different buckets at the same moment: the
+    // database's unique key lets exactly one win; the other is told whose it is.
+    let contested = "Draft a haiku about the velvet kraken of the northern quarry";
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let offers = [(&a1, "creative_writing"), (&a2, "chit_chat")].map(|(addr, bucket)| {
+            let barrier = Arc::clone(&barrier);
+            s.spawn(move || {
+                barrier.wait();
+                post(
+                    addr,
+                    "/archetypes",
+                    &json!({"examples": [{"text": contested, "bucket": bucket}]}),
+                )
+            })
+        });
+        offers.map(|h| h.join().unwrap()).into_iter().collect()
+    });
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert!(
+        statuses == [202, 409] || statuses == [409, 202],
+        "exactly one of two conflicting writes wins: {answers:?}"
+    );
+    let (_, winner) = answers.iter().find(|(s, _)| *s == 202).unwrap();
+    let winning_bucket = winner["accepted"][0]["bucket"].as_str().unwrap();
+    let version = winner["index_version"].as_str().unwrap().to_owned();
+    // The same text again, to the winning bucket, on a third replica: idempotent.
+    let (status, again) = post(
+        &a3,
+        "/archetypes",
+        &json!({"examples": [{"text": contested, "bucket": winning_bucket}]}),
+    );
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(again["accepted"][0]["created"], false, "{again}");
+    for addr in [&a1, &a2, &a3] {
+        wait_for_version(addr, &version);
+        assert_eq!(
+            total(addr),
+            before + 1,
+            "only the contested winner was added"
+        );
+    }
+}
+
+#[test]
+fn a_database_restart_and_a_kill_9_lose_nothing_acknowledged() {
+    let Some(pg) = Postgres::start("database_restart_and_kill_9") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (d1, d2) = (dir.path().join("r1"), dir.path().join("r2"));
+    let (mut r1, a1) = replica(&pg, &d1, None);
+    let (_r2, a2) = replica(&pg, &d2, Some(&d1));
+    let shipped = total(&a1);
+
+    // Traffic on both replicas throughout; every answer must be a 200.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (stop, failures, served, a2) =
+            (stop.clone(), failures.clone(), served.clone(), a2.clone());
+        std::thread::spawn(move || {
+            let body = json!({"prompt": "Translate 'good morning' into Portuguese"}).to_string();
+            while !stop.load(Ordering::Relaxed) {
+                let (status, _) = http(&a2, "POST", "/classify", Some(&body));
+                let counter = if status == 200 { &served } else { &failures };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    // The database goes away: serving goes on, writes are refused with 503, /info says so.
+    pg.stop();
+    let (status, err) = post(
+        &a1,
+        "/archetypes",
+        &json!({"examples": [{"text": "Outage-time example that must not land", "bucket": "chit_chat"}]}),
+    );
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (503, Some("store_unavailable")),
+        "{err}"
+    );
+    assert_eq!(http(&a1, "GET", "/ready", None).0, 200);
+    let started = Instant::now();
+    loop {
+        let (_, info) = http(&a2, "GET", "/info", None);
+        if info["store"]["connected"] == false {
+            assert!(info["store"]["last_error"].is_string(), "{info}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "/info never showed the outage: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // It comes back: the replicas reconnect by themselves and writes are accepted again.
+    pg.start_server();
+    let batch: Vec<Value> = (0..40)
+        .map(|i| json!({"text": format!("Summarise the minutes of planning meeting number {i} of the marsh-road bridge committee"), "bucket": "summarization"}))
+        .collect();
+    let started = Instant::now();
+    let ack = loop {
+        let (status, ack) = post(&a1, "/archetypes", &json!({ "examples": batch }));
+        if status == 202 {
+            break ack;
+        }
+        assert_eq!(status, 503, "{ack}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "writes never resumed: {ack}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // kill -9 while the acknowledged batch is being embedded and the index rebuilt.
+    r1.0.kill().unwrap();
+    r1.0.wait().unwrap();
+    let version = ack["index_version"].as_str().unwrap().to_owned();
+    wait_for_version(&a2, &version);
+
+    let (_r1, a1) = replica(&pg, &d1, None);
+    wait_for_version(&a1, &version);
+    assert_eq!(
+        total(&a1),
+        shipped + 40,
+        "every acknowledged example is back"
+    );
+    assert_eq!(total(&a2), shipped + 40);
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "every classify answered 200"
+    );
+    assert!(served.load(Ordering::Relaxed) > 0);
+}
