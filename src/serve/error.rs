@@ -395,9 +395,14 @@ mod tests {
     }
 
     #[test]
-    fn overload_says_when_to_retry() {
-        let response = ApiError::Overloaded.into_response();
-        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    fn overload_and_an_unreachable_store_say_when_to_retry() {
+        for e in [
+            ApiError::Overloaded,
+            ApiError::StoreUnavailable("down".into()),
+        ] {
+            let response = e.into_response();
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        }
     }
 
     #[test]

@@ -129,7 +129,7 @@ enum ChangeLog {
         journal_path: PathBuf,
     },
     Shared {
-        log: SharedLog,
+        log: Box<SharedLog>,
         /// Every change applied so far, in order: a reload of the shipped files replays
         /// them without asking the database.
         applied: Vec<JournalEntry>,
@@ -158,7 +158,7 @@ impl ArchetypeStore {
             shipped_dir: shipped_dir.to_owned(),
             examples: replay(shipped_dir, &[])?,
             log: ChangeLog::Shared {
-                log,
+                log: Box::new(log),
                 applied: Vec::new(),
                 seq: 0,
             },
