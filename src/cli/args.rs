@@ -103,6 +103,10 @@ pub struct ServeArgs {
     /// notification, in ms (a missed notification costs at most this long).
     #[arg(long, env = "ROUTER_STORE_SYNC_MS", default_value_t = 2000)]
     pub store_sync_ms: u64,
+    /// Tenant namespaces (TOML: `[tenants.NAME]` with optional `policy`, `replace` and
+    /// `token_sha256`): each tenant's examples, index, fitted head and policy are its own.
+    #[arg(long, env = "ROUTER_TENANTS")]
+    pub tenants: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
     /// Requests doing CPU work at once; more wait up to --queue-budget-ms for a slot.
@@ -159,6 +163,7 @@ impl StateArgs {
             data_dir: self.data_dir.clone(),
             index: self.index.clone(),
             shared_store: None,
+            tenants: None,
         }
     }
 }
@@ -190,6 +195,7 @@ impl ServeArgs {
                     url,
                     sync_every: std::time::Duration::from_millis(self.store_sync_ms.max(50)),
                 }),
+                tenants: self.tenants,
                 ..self.state.paths()
             },
             model: self.model.settings(),

@@ -19,20 +19,29 @@ use crate::pipeline::{Snapshot, SnapshotError};
 pub mod health_board;
 pub mod reloader;
 pub mod store_sync;
+pub mod tenants;
 pub mod watch;
 
 pub use health_board::{HealthBoard, TargetReport};
 pub use reloader::{ReloadFailure, ReloadHandle, ReloadKind, Reloaded, Reloader};
+pub use tenants::{Tenant, TenantConfig, Tenants, TenantsError};
 
 /// Gauge of archetypes per bucket in the serving index, set whenever a snapshot goes live.
 pub const ARCHETYPES_METRIC: &str = "router_archetypes";
 
-/// Sets [`ARCHETYPES_METRIC`] from `snapshot`'s index (buckets it lacks now go to 0).
-fn record_archetypes(snapshot: &Snapshot) {
+/// The same per configured tenant, labeled `tenant` (a bounded set: the tenants file's).
+pub const TENANT_ARCHETYPES_METRIC: &str = "router_tenant_archetypes";
+
+/// Sets [`ARCHETYPES_METRIC`] (or the tenant's series) from `snapshot`'s index (buckets it
+/// lacks now go to 0).
+fn record_archetypes(snapshot: &Snapshot, tenant: Option<&str>) {
     let counts = &snapshot.bundle.manifest().counts;
     for bucket in snapshot.policy.buckets.keys() {
-        let n = counts.get(bucket).copied().unwrap_or(0);
-        metrics::gauge!(ARCHETYPES_METRIC, "bucket" => bucket.to_string()).set(n as f64);
+        let n = counts.get(bucket).copied().unwrap_or(0) as f64;
+        match tenant {
+            None => metrics::gauge!(ARCHETYPES_METRIC, "bucket" => bucket.to_string()).set(n),
+            Some(t) => metrics::gauge!(TENANT_ARCHETYPES_METRIC, "tenant" => t.to_owned(), "bucket" => bucket.to_string()).set(n),
+        }
     }
 }
 
@@ -62,15 +71,27 @@ pub struct LiveState {
     model_dims: usize,
     /// The last failed reload, cleared by the next success. Read by `/ready`, never by requests.
     last_error: Mutex<Option<String>>,
+    /// The configured tenant this state serves (`None`: the shared namespace).
+    tenant: Option<String>,
 }
 
 impl LiveState {
     pub fn new(snapshot: Snapshot, model_dims: usize) -> Self {
-        record_archetypes(&snapshot);
+        Self::serving(snapshot, model_dims, None)
+    }
+
+    /// The live state of one tenant's namespace.
+    pub fn for_tenant(snapshot: Snapshot, model_dims: usize, tenant: &str) -> Self {
+        Self::serving(snapshot, model_dims, Some(tenant.to_owned()))
+    }
+
+    fn serving(snapshot: Snapshot, model_dims: usize, tenant: Option<String>) -> Self {
+        record_archetypes(&snapshot, tenant.as_deref());
         Self {
             current: ArcSwap::from_pointee(snapshot),
             model_dims,
             last_error: Mutex::new(None),
+            tenant,
         }
     }
 
@@ -109,11 +130,11 @@ impl LiveState {
     fn install(&self, candidate: Result<Snapshot, ReloadError>) -> Result<Versions, ReloadError> {
         match candidate {
             Ok(snapshot) => {
-                record_archetypes(&snapshot);
+                record_archetypes(&snapshot, self.tenant.as_deref());
                 self.current.store(Arc::new(snapshot));
                 *self.lock_error() = None;
                 let versions = self.versions();
-                tracing::info!(versions = %versions, "snapshot swapped");
+                tracing::info!(versions = %versions, tenant = self.tenant.as_deref().unwrap_or(""), "snapshot swapped");
                 Ok(versions)
             }
             Err(e) => {

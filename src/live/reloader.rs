@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{LiveState, Versions};
+use super::{LiveState, Tenant, Tenants, Versions};
 use crate::embed::Embedder;
 use crate::index::HnswParams;
 use crate::pipeline::indexer::rebuild_index_fitted;
@@ -202,6 +202,8 @@ pub struct Reloader {
     pub hnsw: HnswParams,
     /// How every rebuild fits the scorers; `POST /admin/fit` may change the target precision.
     pub fit: Mutex<FitOptions>,
+    /// The configured tenants: each rebuilt after the shared namespace.
+    pub tenants: Arc<Tenants>,
 }
 
 impl Reloader {
@@ -228,6 +230,13 @@ impl Reloader {
                 .map(Reloaded::Policy)
                 .map_err(|e| ReloadFailure::Policy(e.to_string()));
             results.insert(ReloadKind::Policy, outcome);
+            for tenant in self.tenants.iter() {
+                let path = tenant.config.policy.as_ref().unwrap_or(&self.policy_path);
+                // A tenant's broken policy keeps its last good one; the error is its own.
+                if let Err(e) = tenant.live.reload_policy(path) {
+                    tracing::warn!(tenant = tenant.config.name, error = %e, "tenant policy refused");
+                }
+            }
         }
         if kinds.contains(&ReloadKind::Archetypes) {
             match lock(&self.store).reload() {
@@ -255,6 +264,56 @@ impl Reloader {
     /// only new texts; checks it against the policy, saves it for the next start and swaps it
     /// in.
     fn rebuild(&self, refit: bool) -> Outcome {
+        let outcome = self.rebuild_shared(refit);
+        for tenant in self.tenants.iter() {
+            if let Err(e) = self.rebuild_tenant(tenant, refit) {
+                tracing::warn!(tenant = tenant.config.name, error = %e, "tenant index not rebuilt; its last good one keeps serving");
+            }
+        }
+        outcome
+    }
+
+    /// A tenant's index: the shared bundle itself when the tenant adds nothing to it, else
+    /// its own, re-embedding only texts its current index lacks.
+    fn rebuild_tenant(&self, tenant: &Tenant, refit: bool) -> Result<(), ReloadFailure> {
+        let failed = |e: &dyn std::fmt::Display| ReloadFailure::Rebuild(e.to_string());
+        let examples =
+            lock(&self.store).effective(Some(&tenant.config.name), tenant.config.replace);
+        let sha = examples.content_sha256();
+        let current = tenant.live.snapshot();
+        if !refit && current.bundle.manifest().examples_sha256 == sha {
+            return Ok(());
+        }
+        let shared = self.live.snapshot();
+        if !refit && shared.bundle.manifest().examples_sha256 == sha {
+            tenant
+                .live
+                .swap_bundle(Arc::clone(&shared.bundle))
+                .map_err(|e| failed(&e))?;
+            return Ok(());
+        }
+        let fit = lock(&self.fit).clone();
+        let (mut index, _) = rebuild_index_fitted(
+            &examples,
+            self.embedder.as_ref(),
+            self.hnsw,
+            Some(&current.bundle),
+            &fit,
+            &|_, _| {},
+        )
+        .map_err(|e| failed(&e))?;
+        tenant.live.check_bundle(&index).map_err(|e| failed(&e))?;
+        if let Err(e) = index.save(&tenant.bundle_dir) {
+            tracing::warn!(tenant = tenant.config.name, error = %e, "the rebuilt tenant index is served but could not be saved");
+        }
+        tenant
+            .live
+            .swap_bundle(Arc::new(index))
+            .map_err(|e| failed(&e))?;
+        Ok(())
+    }
+
+    fn rebuild_shared(&self, refit: bool) -> Outcome {
         let failed = |e: &dyn std::fmt::Display| ReloadFailure::Rebuild(e.to_string());
         let examples = lock(&self.store).examples().clone();
         let previous = self.live.snapshot();

@@ -17,7 +17,9 @@ use crate::embed::device::{device_name, select_device, DeviceChoice};
 use crate::embed::model_files::{resolve, ModelFilesError, ModelManifest, ModelSource};
 use crate::embed::{EmbedError, Embedder};
 use crate::index::HnswParams;
+use crate::live::tenants::{load_tenants, start_tenant};
 use crate::live::{LiveState, ReloadHandle, Reloader};
+use crate::live::{TenantConfig, Tenants};
 use crate::store::shared::SharedLog;
 use crate::store::{ArchetypeStore, StoreError, StoreHealth};
 use crate::types::ModelFingerprint;
@@ -43,6 +45,8 @@ pub enum ComposeError {
     Indexer(#[from] IndexerError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Tenants(#[from] crate::live::TenantsError),
     /// Runtime error: the batch worker thread could not be started.
     #[error("starting the batch worker: {0}")]
     Worker(#[source] std::io::Error),
@@ -77,6 +81,8 @@ pub struct StatePaths {
     pub index: Option<PathBuf>,
     /// Archetype changes in PostgreSQL instead of the journal in `data_dir` (`serve` only).
     pub shared_store: Option<SharedStoreSettings>,
+    /// The tenants file (`serve` only): tenant namespaces, policies and tokens.
+    pub tenants: Option<PathBuf>,
 }
 
 /// The shared archetype store (`--store`).
@@ -184,8 +190,28 @@ pub struct Core {
     pub store: Arc<Mutex<ArchetypeStore>>,
     /// The store's state, readable without its lock.
     pub store_health: Arc<StoreHealth>,
+    /// The configured tenants' namespaces (empty without a tenants file).
+    pub tenants: Arc<Tenants>,
     pub reloads: ReloadHandle,
     pub paths: StatePaths,
+}
+
+impl Core {
+    /// The live state serving `tenant`: a configured tenant's own, else the shared one.
+    /// With a tenants file, a tenant it does not declare is an error naming the known ones.
+    pub fn live_for(&self, tenant: Option<&str>) -> Result<&Arc<LiveState>, String> {
+        match tenant {
+            Some(name) if !self.tenants.is_empty() => {
+                self.tenants.get(name).map(|t| &t.live).ok_or_else(|| {
+                    format!(
+                        "tenant `{name}` is not configured (tenants: {})",
+                        self.tenants.names().join(", ")
+                    )
+                })
+            }
+            _ => Ok(&self.live),
+        }
+    }
 }
 
 /// Resolves, verifies, loads and warms the embedder.
@@ -293,12 +319,29 @@ pub struct CoreParts {
     pub bundle: Bundle,
     pub paths: StatePaths,
     pub options: PipelineOptions,
+    pub tenants: Vec<TenantConfig>,
 }
 
 /// Joins loaded parts into a core and starts its reloader on `runtime`.
 pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Core, ComposeError> {
     let dims = parts.embedder.dims();
-    let snapshot = Snapshot::new(Arc::new(parts.policy), Arc::new(parts.bundle), dims)?;
+    let shared_bundle = Arc::new(parts.bundle);
+    let tenants = parts
+        .tenants
+        .into_iter()
+        .map(|config| {
+            start_tenant(
+                config,
+                &parts.paths.policy,
+                &parts.store,
+                &shared_bundle,
+                parts.embedder.as_ref(),
+                &parts.paths.data_dir,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tenants = Arc::new(Tenants::new(tenants));
+    let snapshot = Snapshot::new(Arc::new(parts.policy), shared_bundle, dims)?;
     let live = Arc::new(LiveState::new(snapshot, dims));
     let store_health = parts.store.health();
     let listen = parts.store.listen_config();
@@ -311,6 +354,7 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
         bundle_dir: default_bundle_dir(&parts.paths.data_dir),
         hnsw: HnswParams::default(),
         fit: Mutex::new(crate::scoring::FitOptions::default()),
+        tenants: Arc::clone(&tenants),
     }
     .spawn(runtime);
     if let (Some(listen), Some(shared)) = (listen, &parts.paths.shared_store) {
@@ -330,6 +374,7 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
         info: parts.info,
         store,
         store_health,
+        tenants,
         reloads,
         paths: parts.paths,
     })
@@ -356,6 +401,10 @@ pub fn build_core(
             phase("reading the shared archetype store".into());
             ArchetypeStore::open_shared(&paths.archetypes, log)?
         }
+    };
+    let tenants = match &paths.tenants {
+        Some(file) => load_tenants(file)?,
+        None => Vec::new(),
     };
     phase("loading the model".into());
     let (embedder, info) = load_embedder(model)?;
@@ -385,6 +434,7 @@ pub fn build_core(
             bundle,
             paths: paths.clone(),
             options,
+            tenants,
         },
         runtime,
     )

@@ -146,7 +146,8 @@ impl Stages {
             },
         };
         if is_uncertain(&decision, snapshot.policy.matching.uncertain_margin) {
-            self.uncertain.offer(&decision, &input.text);
+            self.uncertain
+                .offer(&decision, &input.text, input.context.tenant.as_deref());
         }
         Ok(decision)
     }

@@ -36,6 +36,9 @@ pub struct UncertainItem {
     pub scores: Vec<BucketScore>,
     pub policy_version: String,
     pub index_version: String,
+    /// The request's tenant: a tenant's token sees only its own items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// Why a decision is kept, given the policy's margin floor.
@@ -68,7 +71,7 @@ impl UncertainQueue {
     }
 
     /// Keeps `decision` for `text`; the oldest item leaves when the queue is full.
-    pub fn offer(&self, decision: &Decision, text: &str) {
+    pub fn offer(&self, decision: &Decision, text: &str, tenant: Option<&str>) {
         if self.capacity == 0 {
             return;
         }
@@ -93,6 +96,7 @@ impl UncertainQueue {
                 .collect(),
             policy_version: decision.policy_version.clone(),
             index_version: decision.index_version.clone(),
+            tenant: tenant.map(str::to_owned),
         };
         let mut inner = self.lock();
         if inner.items.len() == self.capacity {

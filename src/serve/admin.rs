@@ -8,10 +8,11 @@ use std::collections::BTreeSet;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::caller::Caller;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::openapi::AdminErrors;
 use super::AppState;
@@ -42,6 +43,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { .. } => Self::InvalidExample(e.to_string()),
             StoreError::Conflict { .. } => Self::Conflict(e.to_string()),
             StoreError::NotFound(_) => Self::NotFound(e.to_string()),
+            StoreError::Tenant(_) => Self::InvalidRequest(e.to_string()),
             StoreError::Unavailable(_) => Self::StoreUnavailable(e.to_string()),
             StoreError::Archetypes(_)
             | StoreError::Journal { .. }
@@ -59,7 +61,8 @@ impl From<StoreError> for ApiError {
         (status = 409, description = "conflict: the id is taken by another text", body = ErrorBody), AdminErrors))]
 pub async fn add_archetypes(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<AddArchetypes>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(mut body): ApiJson<AddArchetypes>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let core = state.core()?;
     if body.examples.is_empty() || body.examples.len() > MAX_EXAMPLES_PER_REQUEST {
@@ -68,23 +71,29 @@ pub async fn add_archetypes(
             body.examples.len()
         )));
     }
-    let buckets: BTreeSet<BucketId> = core
-        .live
-        .snapshot()
-        .policy
-        .buckets
-        .keys()
-        .cloned()
-        .collect();
+    let tenant = caller.namespace(body.examples[0].tenant.as_deref(), &core.tenants)?;
+    for e in &mut body.examples {
+        if e.tenant.is_none() {
+            e.tenant.clone_from(&tenant);
+        }
+    }
+    let live = core
+        .live_for(tenant.as_deref())
+        .map_err(ApiError::UnknownTenant)?;
+    let buckets: BTreeSet<BucketId> = live.snapshot().policy.buckets.keys().cloned().collect();
+    let replace = tenant
+        .as_deref()
+        .and_then(|t| core.tenants.get(t))
+        .is_some_and(|t| t.config.replace);
     let store = core.store.clone();
     let model = core.info.model.clone();
-    // Journal append + fsync is blocking I/O: off the async threads.
+    // Journal append + fsync (or a database commit) is blocking: off the async threads.
     let (outcomes, version) = tokio::task::spawn_blocking(move || {
         let mut store = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let outcomes = store.add(&body.examples, &buckets)?;
-        let version = version_of(store.examples(), &model);
+        let version = version_of(&store.effective(tenant.as_deref(), replace), &model);
         Ok::<_, StoreError>((outcomes, version))
     })
     .await
@@ -98,28 +107,35 @@ pub async fn add_archetypes(
             accepted: outcomes,
             durable: true,
             index_version: version,
-            current_index_version: core.live.versions().index_version,
+            current_index_version: live.versions().index_version,
         }),
     ))
 }
 
 #[utoipa::path(delete, path = "/archetypes/{id}", security(("admin_token" = [])), tag = "admin",
-    params(("id" = String, Path, description = "The archetype's id")),
+    params(("id" = String, Path, description = "The archetype's id"), TenantQuery),
     responses((status = 200, description = "Deleted; the index catches up in the background", body = Deleted),
         (status = 404, description = "not_found", body = ErrorBody), AdminErrors))]
 pub async fn delete_archetype(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(q): Query<TenantQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
     let core = state.core()?;
+    let tenant = caller.namespace(q.tenant.as_deref(), &core.tenants)?;
+    let replace = tenant
+        .as_deref()
+        .and_then(|t| core.tenants.get(t))
+        .is_some_and(|t| t.config.replace);
     let store = core.store.clone();
     let model = core.info.model.clone();
     let (removed, version) = tokio::task::spawn_blocking(move || {
         let mut store = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let removed = store.delete(&ArchetypeId::new(&id))?;
-        let version = version_of(store.examples(), &model);
+        let removed = store.delete(&ArchetypeId::new(&id), tenant.as_deref())?;
+        let version = version_of(&store.effective(tenant.as_deref(), replace), &model);
         Ok::<_, StoreError>((removed, version))
     })
     .await
@@ -135,7 +151,19 @@ pub async fn delete_archetype(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
+pub struct TenantQuery {
+    /// The tenant's namespace (a tenant's token: its own, the default).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// The tenant whose own examples to list (absent: the shared namespace).
+    #[serde(default)]
+    pub tenant: Option<String>,
     #[serde(default)]
     pub bucket: Option<String>,
     /// Return ids strictly after this one (ids are listed in order).
@@ -150,9 +178,11 @@ pub struct ListQuery {
         (status = 400, description = "A malformed query string (plain text)"), AdminErrors))]
 pub async fn list_archetypes(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ArchetypePage>, ApiError> {
     let core = state.core()?;
+    let tenant = caller.namespace(q.tenant.as_deref(), &core.tenants)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let store = core.store.clone();
     // The store's lock is also held across journal fsyncs: never wait for it on an async thread.
@@ -160,8 +190,15 @@ pub async fn list_archetypes(
         let store = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut matching: Vec<_> = store
-            .examples()
+        let own;
+        let namespace = match &tenant {
+            None => store.examples(),
+            Some(t) => {
+                own = store.tenant_examples(t);
+                &own
+            }
+        };
+        let mut matching: Vec<_> = namespace
             .examples()
             .iter()
             .filter(|e| q.bucket.as_deref().is_none_or(|b| e.bucket.as_str() == b))
@@ -204,8 +241,10 @@ pub struct ReloadBody {
         (status = 422, description = "reload_failed: the last good state keeps serving", body = ErrorBody), AdminErrors))]
 pub async fn reload(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> Result<Json<ReloadAnswer>, ApiError> {
+    caller.require_admin()?;
     let core = state.core()?;
     // The body is optional: an empty POST reloads everything.
     let body: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -247,7 +286,9 @@ pub async fn reload(
     responses((status = 202, description = "Rebuild queued", body = Queued), AdminErrors))]
 pub async fn rebuild(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    caller.require_admin()?;
     let core = state.core()?;
     core.reloads.send(ReloadKind::Rebuild);
     Ok((StatusCode::ACCEPTED, Json(Queued { queued: "rebuild" })))
@@ -258,6 +299,9 @@ pub async fn rebuild(
 pub struct FitBody {
     /// In-scope precision the abstain thresholds aim for (kept for later rebuilds).
     pub target_precision: Option<f64>,
+    /// Answer with this tenant's versions (every namespace is refitted).
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// Refits the scorers on the live archetypes and swaps the result in; answers with the fit
@@ -268,6 +312,7 @@ pub struct FitBody {
         (status = 422, description = "reload_failed", body = ErrorBody), AdminErrors))]
 pub async fn fit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> Result<Json<FitAnswer>, ApiError> {
     let core = state.core()?;
@@ -276,6 +321,7 @@ pub async fn fit(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?
     };
+    let tenant = caller.namespace(body.tenant.as_deref(), &core.tenants)?;
     if let Some(p) = body.target_precision {
         if !(p > 0.0 && p <= 1.0) {
             return Err(ApiError::InvalidRequest(format!(
@@ -295,7 +341,10 @@ pub async fn fit(
         | Reloaded::Index(_)
         | Reloaded::NothingToDo => None,
     };
-    let snapshot = core.live.snapshot();
+    let snapshot = core
+        .live_for(tenant.as_deref())
+        .map_err(ApiError::UnknownTenant)?
+        .snapshot();
     Ok(Json(FitAnswer {
         fit,
         policy_version: snapshot.policy.version.clone(),
@@ -309,6 +358,9 @@ pub async fn fit(
 #[serde(deny_unknown_fields)]
 pub struct UncertainQuery {
     pub limit: Option<usize>,
+    /// Only this tenant's items (a tenant's token: always its own).
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// The newest decisions the router was unsure of, newest first, for labeling.
@@ -317,12 +369,21 @@ pub struct UncertainQuery {
         (status = 400, description = "A malformed query string (plain text)"), AdminErrors))]
 pub async fn uncertain(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<UncertainQuery>,
 ) -> Result<Json<UncertainPage>, ApiError> {
     let core = state.core()?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let tenant = caller.namespace(query.tenant.as_deref(), &core.tenants)?;
     let queue = core.pipeline.uncertain();
-    let (items, seen) = queue.newest(limit);
+    let (items, seen) = queue.newest(queue.capacity().max(1));
+    // A tenant's token sees its own items only; the admin sees all unless it names one.
+    let items: Vec<_> = items
+        .into_iter()
+        .filter(|i| caller.may_see(i.tenant.as_deref()))
+        .filter(|i| tenant.is_none() || i.tenant == tenant)
+        .take(limit)
+        .collect();
     Ok(Json(UncertainPage {
         items,
         held: queue.len(),

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use super::AppState;
 
@@ -41,25 +42,31 @@ impl AdminToken {
     }
 }
 
-/// Middleware: lets the request through only with `Authorization: Bearer <admin token>`.
+/// Middleware: lets the request through only with `Authorization: Bearer <token>`, the admin
+/// token or a tenant's (which acts on its own namespace only), and tells the handler which.
 pub async fn require_admin(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = &state.admin_token else {
-        return ApiError::AdminDisabled.into_response();
-    };
     let offered = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match offered {
-        Some(offered) if token.matches(offered) => next.run(request).await,
-        Some(_) => ApiError::Forbidden.into_response(),
-        None => ApiError::Unauthorized.into_response(),
-    }
+    let tenant = offered.and_then(|o| {
+        let core = state.core().ok()?;
+        core.tenants.token_owner(o).map(str::to_owned)
+    });
+    let caller = match (&state.admin_token, offered) {
+        (Some(token), Some(o)) if token.matches(o) => Caller::Admin,
+        _ if tenant.is_some() => Caller::Tenant(tenant.unwrap_or_default()),
+        (None, _) => return ApiError::AdminDisabled.into_response(),
+        (Some(_), Some(_)) => return ApiError::Forbidden.into_response(),
+        (Some(_), None) => return ApiError::Unauthorized.into_response(),
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 #[cfg(test)]

@@ -63,6 +63,9 @@ pub enum ApiError {
     /// Every eligible target is cooling down and the policy says reject.
     #[error("{message}")]
     AllTargetsOpen { message: String, retry_after_s: u64 },
+    /// The request names a tenant the tenants file does not declare.
+    #[error("{0}")]
+    UnknownTenant(String),
     /// The shared archetype store is unreachable: nothing was written; retry later.
     #[error("{0}")]
     StoreUnavailable(String),
@@ -87,7 +90,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::UnknownTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnknownTarget(_) | Self::UnknownTenant(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady(_) | Self::AllTargetsOpen { .. } | Self::StoreUnavailable(_) => {
@@ -115,6 +118,7 @@ impl ApiError {
             Self::InvalidExample(_) => "invalid_example",
             Self::Conflict(_) => "conflict",
             Self::UnknownTarget(_) => "unknown_target",
+            Self::UnknownTenant(_) => "unknown_tenant",
             Self::ReloadFailed(_) => "reload_failed",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Overloaded => "overloaded",
@@ -180,7 +184,7 @@ impl From<PipelineError> for ApiError {
 
 /// Every `code` an error body can carry (the OpenAPI document lists them; a unit test
 /// checks each variant's code is here).
-pub const ERROR_CODES: [&str; 22] = [
+pub const ERROR_CODES: [&str; 23] = [
     "invalid_json",
     "unknown_field",
     "invalid_request",
@@ -195,6 +199,7 @@ pub const ERROR_CODES: [&str; 22] = [
     "invalid_example",
     "conflict",
     "unknown_target",
+    "unknown_tenant",
     "reload_failed",
     "method_not_allowed",
     "overloaded",
@@ -279,6 +284,7 @@ impl IntoResponse for ApiError {
             | Self::InvalidExample(_)
             | Self::Conflict(_)
             | Self::UnknownTarget(_)
+            | Self::UnknownTenant(_)
             | Self::ReloadFailed(_)
             | Self::Internal(_) => {}
         }
@@ -349,6 +355,11 @@ mod tests {
                 "invalid_example",
             ),
             (ApiError::Conflict(String::new()), 409, "conflict"),
+            (
+                ApiError::UnknownTenant(String::new()),
+                422,
+                "unknown_tenant",
+            ),
             (
                 ApiError::UnknownTarget(String::new()),
                 422,

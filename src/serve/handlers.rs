@@ -87,7 +87,10 @@ pub async fn classify(
     let core = state.core()?;
     let input = request.into_input()?;
     let note = state.decision_log.note(&input);
-    let snapshot = core.live.snapshot();
+    let snapshot = core
+        .live_for(input.context.tenant.as_deref())
+        .map_err(ApiError::UnknownTenant)?
+        .snapshot();
     let admitted_at = OnceLock::new();
     let served = core
         .pipeline
@@ -128,7 +131,19 @@ pub async fn classify_batch(
         })
         .collect::<Result<Vec<ClassifyInput>, _>>()?;
     let notes: Vec<RequestNote> = inputs.iter().map(|i| state.decision_log.note(i)).collect();
-    let snapshot = core.live.snapshot();
+    // One snapshot serves the whole batch, so one tenant's namespace.
+    let tenant = inputs.first().and_then(|i| i.context.tenant.clone());
+    if let Some(i) = inputs.iter().position(|i| i.context.tenant != tenant) {
+        if !core.tenants.is_empty() {
+            return Err(ApiError::InvalidRequest(format!(
+                "requests[{i}]: a batch is routed for one tenant; requests[0] names another"
+            )));
+        }
+    }
+    let snapshot = core
+        .live_for(tenant.as_deref())
+        .map_err(ApiError::UnknownTenant)?
+        .snapshot();
     let admitted_at = OnceLock::new();
     let results = core
         .pipeline

@@ -7,6 +7,7 @@ pub mod admin_answers;
 pub mod admission;
 pub mod answers;
 pub mod auth;
+pub mod caller;
 pub mod decision_log;
 pub mod error;
 pub mod handlers;

@@ -6,7 +6,7 @@
 //! zero set-up) or shared (PostgreSQL, `--store postgres://…`: every replica replays the same
 //! changes in the same order, so they converge on the same set and the same index version).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,10 +35,23 @@ pub enum JournalEntry {
         id: String,
         bucket: String,
         text: String,
+        /// The tenant's namespace; absent for the shared one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
     Delete {
         id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<String>,
     },
+}
+
+impl JournalEntry {
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Self::Add { tenant, .. } | Self::Delete { tenant, .. } => tenant.as_deref(),
+        }
+    }
 }
 
 /// An example offered through the API.
@@ -49,6 +62,10 @@ pub struct NewExample {
     pub bucket: String,
     #[serde(default)]
     pub id: Option<String>,
+    /// The tenant whose namespace gets the example; absent: the shared namespace. One
+    /// tenant per request.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// What happened to one offered example.
@@ -88,6 +105,9 @@ pub enum StoreError {
     /// User error (404).
     #[error("no archetype with id `{0}`")]
     NotFound(ArchetypeId),
+    /// User error (422): a batch for several tenants, or a tenant that is not configured.
+    #[error("{0}")]
+    Tenant(String),
     /// User error: the shipped files are invalid.
     #[error(transparent)]
     Archetypes(#[from] ArchetypeError),
@@ -120,7 +140,10 @@ pub enum StoreError {
 pub struct ArchetypeStore {
     shipped_dir: PathBuf,
     log: ChangeLog,
+    /// The shared namespace: the shipped files and the changes without a tenant.
     examples: ExampleSet,
+    /// Each tenant's own examples (added through the API with `tenant`).
+    tenants: BTreeMap<String, ExampleSet>,
     health: Arc<StoreHealth>,
 }
 
@@ -141,12 +164,13 @@ impl ArchetypeStore {
     /// Reads the shipped files and replays the local journal.
     pub fn open(shipped_dir: &Path, data_dir: &Path) -> Result<Self, StoreError> {
         let journal_path = data_dir.join(JOURNAL_FILE);
-        let examples = replay(shipped_dir, &journal::read(&journal_path)?)?;
+        let (examples, tenants) = replay(shipped_dir, &journal::read(&journal_path)?)?;
         let health = StoreHealth::new(StoreKind::Embedded, journal_path.display().to_string());
         Ok(Self {
             shipped_dir: shipped_dir.to_owned(),
             log: ChangeLog::Embedded { journal_path },
             examples,
+            tenants,
             health: Arc::new(health),
         })
     }
@@ -154,9 +178,11 @@ impl ArchetypeStore {
     /// Reads the shipped files and replays the shared log of `log`'s database. Blocking.
     pub fn open_shared(shipped_dir: &Path, log: SharedLog) -> Result<Self, StoreError> {
         let health = StoreHealth::new(StoreKind::Postgres, log.location().to_owned());
+        let (examples, tenants) = replay(shipped_dir, &[])?;
         let mut store = Self {
             shipped_dir: shipped_dir.to_owned(),
-            examples: replay(shipped_dir, &[])?,
+            examples,
+            tenants,
             log: ChangeLog::Shared {
                 log: Box::new(log),
                 applied: Vec::new(),
@@ -184,7 +210,7 @@ impl ArchetypeStore {
     /// Re-reads the shipped files (after an edit on disk) and replays the log again.
     /// On error the current examples stay.
     pub fn reload(&mut self) -> Result<(), StoreError> {
-        self.examples = match &self.log {
+        (self.examples, self.tenants) = match &self.log {
             ChangeLog::Embedded { journal_path } => {
                 replay(&self.shipped_dir, &journal::read(journal_path)?)?
             }
@@ -199,7 +225,7 @@ impl ArchetypeStore {
         let ChangeLog::Shared { log, applied, seq } = &mut self.log else {
             return Ok(false);
         };
-        let changes = match log.changes_after(SHARED_NAMESPACE, *seq) {
+        let changes = match log.changes_after(*seq) {
             Ok(changes) => changes,
             Err(e) => {
                 self.health.failed(&e);
@@ -207,7 +233,7 @@ impl ArchetypeStore {
             }
         };
         for change in &changes {
-            apply(&mut self.examples, change.entry.clone());
+            apply(&mut self.examples, &mut self.tenants, change.entry.clone());
             applied.push(change.entry.clone());
             *seq = change.seq;
         }
@@ -215,8 +241,40 @@ impl ArchetypeStore {
         Ok(!changes.is_empty())
     }
 
+    /// The shared namespace.
     pub fn examples(&self) -> &ExampleSet {
         &self.examples
+    }
+
+    /// A tenant's own examples (none yet: empty).
+    pub fn tenant_examples(&self, tenant: &str) -> ExampleSet {
+        self.tenants.get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// What a tenant's index is built from: its own examples, plus the shared ones unless
+    /// its namespace replaces them. `None`: the shared namespace.
+    pub fn effective(&self, tenant: Option<&str>, replace: bool) -> ExampleSet {
+        let Some(tenant) = tenant else {
+            return self.examples.clone();
+        };
+        let own = self.tenants.get(tenant);
+        if replace {
+            return own.cloned().unwrap_or_default();
+        }
+        let mut set = self.examples.clone();
+        for e in own.map(ExampleSet::examples).unwrap_or_default() {
+            // Validation kept the tenant's texts apart from the shared ones; a later edit of
+            // the shipped files may not have: the shared example stays.
+            if let Err(err) = set.insert(
+                Some(e.id.as_str()),
+                e.bucket.as_str(),
+                &e.text,
+                Strictness::Archetypes,
+            ) {
+                tracing::warn!(tenant, id = %e.id, error = %err, "tenant example shadowed by a shared one");
+            }
+        }
+        set
     }
 
     /// Validates every offered example first (all or nothing), then makes the new ones durable
@@ -226,17 +284,22 @@ impl ArchetypeStore {
         offered: &[NewExample],
         buckets: &BTreeSet<BucketId>,
     ) -> Result<Vec<AddOutcome>, StoreError> {
+        let tenant = one_tenant(offered)?;
         // Validate against what the other replicas have committed too.
         self.sync()?;
-        let (scratch, mut outcomes, pending) = self.validate(offered, buckets)?;
+        let scratch = self.effective(tenant.as_deref(), false);
+        let (mut outcomes, pending) = validate(scratch, offered, buckets, tenant.as_deref())?;
         match &self.log {
             ChangeLog::Embedded { journal_path } => {
                 let entries: Vec<JournalEntry> = pending.into_iter().map(|p| p.entry).collect();
                 journal::append(journal_path, &entries)?;
-                self.examples = scratch;
+                for entry in entries {
+                    apply(&mut self.examples, &mut self.tenants, entry);
+                }
             }
             ChangeLog::Shared { log, .. } => {
-                let committed = log.commit(SHARED_NAMESPACE, &pending)?;
+                let namespace = tenant.as_deref().unwrap_or(SHARED_NAMESPACE);
+                let committed = log.commit(namespace, &pending)?;
                 for (item, result) in pending.iter().zip(committed) {
                     if let Committed::AlreadyThere { id } = result {
                         outcomes[item.index].id = ArchetypeId::new(&id);
@@ -250,87 +313,28 @@ impl ArchetypeStore {
         Ok(outcomes)
     }
 
-    /// The checks of `add` on a scratch copy: the copy with the additions, the outcomes and
-    /// the changes to make durable.
-    fn validate(
-        &self,
-        offered: &[NewExample],
-        buckets: &BTreeSet<BucketId>,
-    ) -> Result<(ExampleSet, Vec<AddOutcome>, Vec<Pending>), StoreError> {
-        let known = || {
-            buckets
-                .iter()
-                .map(BucketId::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut scratch = self.examples.clone();
-        let mut outcomes = Vec::with_capacity(offered.len());
-        let mut pending = Vec::new();
-        for (index, e) in offered.iter().enumerate() {
-            let bucket = BucketId::new(e.bucket.trim());
-            if !buckets.contains(&bucket) {
-                return Err(StoreError::UnknownBucket {
-                    index,
-                    bucket: e.bucket.clone(),
-                    known: known(),
-                });
-            }
-            if let Some(existing) = scratch.find_text(&e.text) {
-                if existing.bucket == bucket {
-                    outcomes.push(AddOutcome {
-                        id: existing.id.clone(),
-                        bucket,
-                        created: false,
-                    });
-                    continue;
-                }
-                return Err(StoreError::Conflict {
-                    index,
-                    existing_id: existing.id.clone(),
-                    existing_bucket: existing.bucket.clone(),
-                });
-            }
-            scratch
-                .insert(
-                    e.id.as_deref(),
-                    bucket.as_str(),
-                    &e.text,
-                    Strictness::Archetypes,
-                )
-                .map_err(|source| StoreError::Invalid { index, source })?;
-            let added = scratch
-                .find_text(&e.text)
-                .expect("an inserted text can be found. This is a bug.");
-            pending.push(Pending {
-                index,
-                entry: JournalEntry::Add {
-                    id: added.id.to_string(),
-                    bucket: added.bucket.to_string(),
-                    text: added.text.clone(),
-                },
-                text_key: Some(examples::normalize_for_dedup(&added.text)),
-            });
-            outcomes.push(AddOutcome {
-                id: added.id.clone(),
-                bucket,
-                created: true,
-            });
-        }
-        Ok((scratch, outcomes, pending))
-    }
-
-    /// Removes an example (shipped or added) durably.
-    pub fn delete(&mut self, id: &ArchetypeId) -> Result<Example, StoreError> {
+    /// Removes an example (shipped or added) of a namespace durably.
+    pub fn delete(
+        &mut self,
+        id: &ArchetypeId,
+        tenant: Option<&str>,
+    ) -> Result<Example, StoreError> {
         self.sync()?;
-        let Some(existing) = self.examples.get(id).cloned() else {
+        let namespace = match tenant {
+            None => Some(&self.examples),
+            Some(t) => self.tenants.get(t),
+        };
+        let Some(existing) = namespace.and_then(|n| n.get(id)).cloned() else {
             return Err(StoreError::NotFound(id.clone()));
         };
-        let entry = JournalEntry::Delete { id: id.to_string() };
+        let entry = JournalEntry::Delete {
+            id: id.to_string(),
+            tenant: tenant.map(str::to_owned),
+        };
         match &self.log {
             ChangeLog::Embedded { journal_path } => {
-                journal::append(journal_path, &[entry])?;
-                self.examples.remove(id);
+                journal::append(journal_path, std::slice::from_ref(&entry))?;
+                apply(&mut self.examples, &mut self.tenants, entry);
             }
             ChangeLog::Shared { log, .. } => {
                 let pending = Pending {
@@ -338,7 +342,7 @@ impl ArchetypeStore {
                     entry,
                     text_key: None,
                 };
-                log.commit(SHARED_NAMESPACE, &[pending])?;
+                log.commit(tenant.unwrap_or(SHARED_NAMESPACE), &[pending])?;
                 self.sync()?;
             }
         }
@@ -346,26 +350,121 @@ impl ArchetypeStore {
     }
 }
 
-/// The shipped files with `entries` replayed over them.
-fn replay(shipped_dir: &Path, entries: &[JournalEntry]) -> Result<ExampleSet, StoreError> {
+/// The shipped files with `entries` replayed over them: the shared namespace and the
+/// tenants' own.
+fn replay(
+    shipped_dir: &Path,
+    entries: &[JournalEntry],
+) -> Result<(ExampleSet, BTreeMap<String, ExampleSet>), StoreError> {
     let mut examples = ExampleSet::load(shipped_dir, Strictness::Archetypes)?;
+    let mut tenants = BTreeMap::new();
     for entry in entries {
-        apply(&mut examples, entry.clone());
+        apply(&mut examples, &mut tenants, entry.clone());
     }
-    Ok(examples)
+    Ok((examples, tenants))
 }
 
-/// Replays one entry; entries made moot by a later edit of the shipped files are skipped.
-fn apply(examples: &mut ExampleSet, entry: JournalEntry) {
+/// Replays one entry into its namespace; entries made moot by a later edit of the shipped
+/// files are skipped.
+fn apply(shared: &mut ExampleSet, tenants: &mut BTreeMap<String, ExampleSet>, entry: JournalEntry) {
+    let namespace = match entry.tenant() {
+        None => shared,
+        Some(t) => tenants.entry(t.to_owned()).or_default(),
+    };
     match entry {
-        JournalEntry::Add { id, bucket, text } => {
-            if let Err(e) = examples.insert(Some(&id), &bucket, &text, Strictness::Archetypes) {
+        JournalEntry::Add {
+            id, bucket, text, ..
+        } => {
+            if let Err(e) = namespace.insert(Some(&id), &bucket, &text, Strictness::Archetypes) {
                 tracing::warn!(id, error = %e, "logged addition no longer applies; skipped");
             }
         }
-        JournalEntry::Delete { id } => {
-            examples.remove(&ArchetypeId::new(&id));
+        JournalEntry::Delete { id, .. } => {
+            namespace.remove(&ArchetypeId::new(&id));
         }
+    }
+}
+
+/// The checks of `add` on a scratch copy of the namespace: the outcomes and the changes to
+/// make durable.
+fn validate(
+    mut scratch: ExampleSet,
+    offered: &[NewExample],
+    buckets: &BTreeSet<BucketId>,
+    tenant: Option<&str>,
+) -> Result<(Vec<AddOutcome>, Vec<Pending>), StoreError> {
+    let known = || {
+        buckets
+            .iter()
+            .map(BucketId::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut outcomes = Vec::with_capacity(offered.len());
+    let mut pending = Vec::new();
+    for (index, e) in offered.iter().enumerate() {
+        let bucket = BucketId::new(e.bucket.trim());
+        if !buckets.contains(&bucket) {
+            return Err(StoreError::UnknownBucket {
+                index,
+                bucket: e.bucket.clone(),
+                known: known(),
+            });
+        }
+        if let Some(existing) = scratch.find_text(&e.text) {
+            if existing.bucket == bucket {
+                outcomes.push(AddOutcome {
+                    id: existing.id.clone(),
+                    bucket,
+                    created: false,
+                });
+                continue;
+            }
+            return Err(StoreError::Conflict {
+                index,
+                existing_id: existing.id.clone(),
+                existing_bucket: existing.bucket.clone(),
+            });
+        }
+        scratch
+            .insert(
+                e.id.as_deref(),
+                bucket.as_str(),
+                &e.text,
+                Strictness::Archetypes,
+            )
+            .map_err(|source| StoreError::Invalid { index, source })?;
+        let added = scratch
+            .find_text(&e.text)
+            .expect("an inserted text can be found. This is a bug.");
+        pending.push(Pending {
+            index,
+            entry: JournalEntry::Add {
+                id: added.id.to_string(),
+                bucket: added.bucket.to_string(),
+                text: added.text.clone(),
+                tenant: tenant.map(str::to_owned),
+            },
+            text_key: Some(examples::normalize_for_dedup(&added.text)),
+        });
+        outcomes.push(AddOutcome {
+            id: added.id.clone(),
+            bucket,
+            created: true,
+        });
+    }
+    Ok((outcomes, pending))
+}
+
+/// The one tenant of a batch (`None`: shared); a batch for several is refused.
+fn one_tenant(offered: &[NewExample]) -> Result<Option<String>, StoreError> {
+    let first = offered.first().and_then(|e| e.tenant.clone());
+    match offered.iter().position(|e| e.tenant != first) {
+        None => Ok(first.filter(|t| !t.trim().is_empty())),
+        Some(i) => Err(StoreError::Tenant(format!(
+            "examples[{i}]: one request adds examples for one tenant; examples[0] is for {}",
+            first.as_deref().unwrap_or("the shared namespace")
+        ))),
     }
 }
 
@@ -395,6 +494,7 @@ mod tests {
             text: text.into(),
             bucket: bucket.into(),
             id: None,
+            tenant: None,
         }
     }
 
@@ -450,9 +550,9 @@ mod tests {
     fn deletes_are_durable_and_unknown_ids_are_404() {
         let (_dir, shipped, data) = setup();
         let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
-        store.delete(&ArchetypeId::new("code-1")).unwrap();
+        store.delete(&ArchetypeId::new("code-1"), None).unwrap();
         assert!(matches!(
-            store.delete(&ArchetypeId::new("code-1")),
+            store.delete(&ArchetypeId::new("code-1"), None),
             Err(StoreError::NotFound(_))
         ));
         assert!(ArchetypeStore::open(&shipped, &data)
@@ -469,6 +569,7 @@ mod tests {
             id: "c2".into(),
             bucket: "chat".into(),
             text: "hi".into(),
+            tenant: None,
         })
         .unwrap();
         std::fs::write(

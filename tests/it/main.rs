@@ -22,3 +22,4 @@ mod policy_file;
 mod reload;
 mod serving;
 mod shared_store;
+mod tenants;

@@ -119,19 +119,15 @@ impl SharedLog {
         self.config.clone()
     }
 
-    /// Every change of `namespace` after `after`, in order. Blocking.
-    pub fn changes_after(
-        &self,
-        namespace: &str,
-        after: i64,
-    ) -> Result<Vec<LoggedChange>, StoreError> {
+    /// Every change (all namespaces) after `after`, in order. Blocking.
+    pub fn changes_after(&self, after: i64) -> Result<Vec<LoggedChange>, StoreError> {
         self.call(async {
             let client = self.pool.get().await.map_err(unavailable)?;
             let rows = client
                 .query(
-                    "SELECT seq, op, archetype_id, bucket, body FROM router_archetype_changes
-                     WHERE namespace = $1 AND seq > $2 ORDER BY seq",
-                    &[&namespace, &after],
+                    "SELECT seq, op, archetype_id, bucket, body, namespace
+                     FROM router_archetype_changes WHERE seq > $1 ORDER BY seq",
+                    &[&after],
                 )
                 .await
                 .map_err(database)?;
@@ -140,13 +136,16 @@ impl SharedLog {
                     let seq: i64 = row.get(0);
                     let op: &str = row.get(1);
                     let id: String = row.get(2);
+                    let namespace: String = row.get(5);
+                    let tenant = (namespace != super::SHARED_NAMESPACE).then_some(namespace);
                     let entry = match op {
                         "add" => JournalEntry::Add {
                             id,
                             bucket: row.get::<_, Option<String>>(3).unwrap_or_default(),
                             text: row.get::<_, Option<String>>(4).unwrap_or_default(),
+                            tenant,
                         },
-                        "delete" => JournalEntry::Delete { id },
+                        "delete" => JournalEntry::Delete { id, tenant },
                         other => {
                             return Err(StoreError::Database(format!(
                                 "change {seq} has an unknown op `{other}`"
@@ -221,7 +220,7 @@ impl SharedLog {
                         .await
                         .map_err(database)?;
                     }
-                    (JournalEntry::Delete { id }, _) => {
+                    (JournalEntry::Delete { id, .. }, _) => {
                         tx.execute(
                             "DELETE FROM router_archetype_texts WHERE namespace = $1 AND archetype_id = $2",
                             &[&namespace, id],
@@ -237,8 +236,10 @@ impl SharedLog {
                 }
                 seq += 1;
                 let (op, id, bucket, body) = match &item.entry {
-                    JournalEntry::Add { id, bucket, text } => ("add", id, Some(bucket), Some(text)),
-                    JournalEntry::Delete { id } => ("delete", id, None, None),
+                    JournalEntry::Add { id, bucket, text, .. } => {
+                        ("add", id, Some(bucket), Some(text))
+                    }
+                    JournalEntry::Delete { id, .. } => ("delete", id, None, None),
                 };
                 tx.execute(
                     "INSERT INTO router_archetype_changes (seq, namespace, op, archetype_id, bucket, body)

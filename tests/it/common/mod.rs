@@ -136,13 +136,35 @@ pub fn core_with_options(options: PipelineOptions) -> Core {
     core_from(&data_dir, &policy_path(), options)
 }
 
+/// A ready core serving the tenants of `tenants_file`, in `data_dir`.
+pub fn core_with_tenants(data_dir: &Path, tenants_file: &Path) -> Core {
+    let tenants =
+        semantic_router::live::tenants::load_tenants(tenants_file).expect("tenants file is valid");
+    core_built(
+        data_dir,
+        &policy_path(),
+        PipelineOptions::default(),
+        tenants,
+    )
+}
+
 fn core_from(data_dir: &Path, policy: &Path, options: PipelineOptions) -> Core {
+    core_built(data_dir, policy, options, Vec::new())
+}
+
+fn core_built(
+    data_dir: &Path,
+    policy: &Path,
+    options: PipelineOptions,
+    tenants: Vec<semantic_router::live::TenantConfig>,
+) -> Core {
     let paths = StatePaths {
         policy: policy.to_owned(),
         archetypes: archetypes_dir(),
         data_dir: data_dir.to_owned(),
         index: None,
         shared_store: None,
+        tenants: None,
     };
     let store = ArchetypeStore::open(&paths.archetypes, &paths.data_dir)
         .expect("shipped archetypes are valid");
@@ -167,6 +189,7 @@ fn core_from(data_dir: &Path, policy: &Path, options: PipelineOptions) -> Core {
             bundle: index,
             paths,
             options,
+            tenants,
         },
         &runtime(),
     )
