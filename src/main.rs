@@ -1,8 +1,13 @@
 //! The `router` binary: parse flags, set up logging, run the command. `router serve` goes to
 //! the HTTP edge, every other command to the command-line edge.
 
+use std::time::Duration;
+
 use clap::Parser;
-use semantic_router::cli::{Cli, Command};
+use semantic_router::cli::{Cli, Command, EdgeArgs};
+use semantic_router::serve::deadline::RequestTimeouts;
+use semantic_router::serve::listen::ConnLimits;
+use semantic_router::serve::EdgeSettings;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -19,12 +24,28 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => {
+            let edge = edge_settings(&args.edge);
             let settings = args.into_settings()?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(semantic_router::serve::run(settings))
+                .block_on(semantic_router::serve::run(settings, edge))
         }
         Command::Offline(command) => semantic_router::cli::run(command),
+    }
+}
+
+/// The HTTP edge's limits from their flags.
+fn edge_settings(args: &EdgeArgs) -> EdgeSettings {
+    EdgeSettings {
+        connections: ConnLimits {
+            header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(args.idle_timeout_ms.max(1)),
+            max_connections: args.max_connections.max(1),
+        },
+        timeouts: RequestTimeouts {
+            body_read: Duration::from_millis(args.body_read_timeout_ms.max(1)),
+            request: Duration::from_millis(args.request_timeout_ms.max(1)),
+        },
     }
 }

@@ -57,6 +57,15 @@ pub enum ApiError {
     Overloaded,
     #[error("the router is starting: {0}")]
     NotReady(String),
+    /// The client sent no body bytes for `--body-read-timeout-ms` (a slow or stalled client).
+    #[error("no request body bytes arrived for {ms} ms")]
+    BodyTimeout { ms: u64 },
+    /// The request was not answered within `--request-timeout-ms`.
+    #[error("the request was not answered within its deadline of {ms} ms")]
+    DeadlineExceeded { ms: u64 },
+    /// `--max-connections` are open; written on the socket before closing it.
+    #[error("too many open connections; retry shortly")]
+    TooManyConnections,
     /// No target of the chosen bucket can serve the request (capabilities, size, rules).
     #[error("{0}")]
     NoEligibleTarget(String),
@@ -87,7 +96,11 @@ impl ApiError {
             Self::UnknownTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotReady(_) | Self::AllTargetsOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady(_)
+            | Self::AllTargetsOpen { .. }
+            | Self::DeadlineExceeded { .. }
+            | Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NoEligibleTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,6 +127,9 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Overloaded => "overloaded",
             Self::NotReady(_) => "not_ready",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::TooManyConnections => "too_many_connections",
             Self::NoEligibleTarget(_) => "no_eligible_target",
             Self::AllTargetsOpen { .. } => "all_targets_open",
             Self::Internal(_) => "internal",
@@ -121,7 +137,16 @@ impl ApiError {
     }
 
     /// Maps an axum JSON rejection; `limit` is the configured body limit.
-    pub fn from_json_rejection(rejection: &JsonRejection, limit: usize) -> Self {
+    pub fn from_json_rejection(
+        rejection: &JsonRejection,
+        limit: usize,
+        body_timeout: Option<BodyTimeoutMs>,
+    ) -> Self {
+        if let Some(BodyTimeoutMs(ms)) = body_timeout {
+            if is_body_timeout(rejection) {
+                return Self::BodyTimeout { ms };
+            }
+        }
         let text = rejection.body_text();
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit },
@@ -174,7 +199,7 @@ impl From<PipelineError> for ApiError {
 
 /// Every `code` an error body can carry (the OpenAPI document lists them; a unit test
 /// checks each variant's code is here).
-pub const ERROR_CODES: [&str; 21] = [
+pub const ERROR_CODES: [&str; 24] = [
     "invalid_json",
     "unknown_field",
     "invalid_request",
@@ -193,6 +218,9 @@ pub const ERROR_CODES: [&str; 21] = [
     "method_not_allowed",
     "overloaded",
     "not_ready",
+    "body_timeout",
+    "deadline_exceeded",
+    "too_many_connections",
     "no_eligible_target",
     "all_targets_open",
     "internal",
@@ -241,7 +269,10 @@ impl IntoResponse for ApiError {
         let body = Json(self.body());
         let mut response = (status, body).into_response();
         match &self {
-            Self::Overloaded | Self::NotReady(_) => {
+            Self::Overloaded
+            | Self::NotReady(_)
+            | Self::DeadlineExceeded { .. }
+            | Self::TooManyConnections => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
@@ -273,11 +304,28 @@ impl IntoResponse for ApiError {
             | Self::Conflict(_)
             | Self::UnknownTarget(_)
             | Self::ReloadFailed(_)
+            | Self::BodyTimeout { .. }
             | Self::Internal(_) => {}
         }
         response
     }
 }
+
+/// Whether reading the body failed because `tower_http`'s body timeout fired.
+fn is_body_timeout(rejection: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The body read timeout in force, in request extensions so a rejection can cite it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeoutMs(pub u64);
 
 /// `Json<T>` whose rejections are [`ApiError`]s.
 pub struct ApiJson<T>(pub T);
@@ -295,120 +343,18 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let body_timeout = req.extensions().get::<BodyTimeoutMs>().copied();
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::from_json_rejection(&rejection, limit)),
+            Err(rejection) => Err(ApiError::from_json_rejection(
+                &rejection,
+                limit,
+                body_timeout,
+            )),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_and_code_table() {
-        let table = [
-            (ApiError::InvalidJson(String::new()), 400, "invalid_json"),
-            (ApiError::UnknownField(String::new()), 422, "unknown_field"),
-            (
-                ApiError::InvalidRequest(String::new()),
-                400,
-                "invalid_request",
-            ),
-            (ApiError::EmptyPrompt, 400, "empty_prompt"),
-            (
-                ApiError::PayloadTooLarge { limit: 1 },
-                413,
-                "payload_too_large",
-            ),
-            (
-                ApiError::UnsupportedMediaType,
-                415,
-                "unsupported_media_type",
-            ),
-            (ApiError::NotFound(String::new()), 404, "not_found"),
-            (ApiError::Unauthorized, 401, "unauthorized"),
-            (ApiError::Forbidden, 403, "forbidden"),
-            (ApiError::AdminDisabled, 403, "admin_disabled"),
-            (
-                ApiError::UnknownBucket(String::new()),
-                422,
-                "unknown_bucket",
-            ),
-            (
-                ApiError::InvalidExample(String::new()),
-                422,
-                "invalid_example",
-            ),
-            (ApiError::Conflict(String::new()), 409, "conflict"),
-            (
-                ApiError::UnknownTarget(String::new()),
-                422,
-                "unknown_target",
-            ),
-            (ApiError::ReloadFailed(String::new()), 422, "reload_failed"),
-            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
-            (ApiError::Overloaded, 429, "overloaded"),
-            (ApiError::NotReady(String::new()), 503, "not_ready"),
-            (ApiError::Internal(String::new()), 500, "internal"),
-            (
-                ApiError::NoEligibleTarget(String::new()),
-                422,
-                "no_eligible_target",
-            ),
-            (
-                ApiError::AllTargetsOpen {
-                    message: String::new(),
-                    retry_after_s: 7,
-                },
-                503,
-                "all_targets_open",
-            ),
-        ];
-        let mut documented: Vec<&str> = ERROR_CODES.to_vec();
-        for (error, status, code) in table {
-            assert_eq!(error.status().as_u16(), status, "{code}");
-            assert_eq!(error.code(), code);
-            assert!(
-                documented.contains(&code),
-                "{code} is missing from ERROR_CODES"
-            );
-            documented.retain(|c| *c != code);
-        }
-        assert!(
-            documented.is_empty(),
-            "ERROR_CODES lists codes no variant has: {documented:?}"
-        );
-    }
-
-    #[test]
-    fn overload_says_when_to_retry() {
-        let response = ApiError::Overloaded.into_response();
-        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-    }
-
-    #[test]
-    fn decide_errors_map_to_their_statuses() {
-        use crate::types::BucketId;
-        let e = ApiError::from(PipelineError::Decide(DecideError::NoEligibleTarget {
-            bucket: BucketId::new("code"),
-            why: "request needs vision; dropped mid-a".into(),
-        }));
-        assert_eq!(e.code(), "no_eligible_target");
-        assert!(e.to_string().contains("vision"), "{e}");
-        let e = ApiError::from(PipelineError::Decide(DecideError::AllTargetsOpen {
-            bucket: BucketId::new("code"),
-            targets: vec!["mid-a".into()],
-            retry_after: std::time::Duration::from_millis(2500),
-        }));
-        assert_eq!(e.status().as_u16(), 503);
-        assert_eq!(e.into_response().headers()[header::RETRY_AFTER], "3");
-    }
-
-    #[test]
-    fn internal_details_stay_out_of_the_body() {
-        let e = ApiError::Internal("secret path /etc/x".into());
-        assert_eq!(e.to_string(), "internal error");
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

@@ -7,9 +7,12 @@ pub mod admin_answers;
 pub mod admission;
 pub mod answers;
 pub mod auth;
+pub mod conn_activity;
+pub mod deadline;
 pub mod decision_log;
 pub mod error;
 pub mod handlers;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod run;
@@ -26,10 +29,10 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::live::ReloadHandle;
-use error::{ApiError, BodyLimit};
+use error::{ApiError, BodyLimit, BodyTimeoutMs};
 
 pub use crate::pipeline::compose::{Core, CoreInfo, Limits, StatePaths};
-pub use run::run;
+pub use run::{run, EdgeSettings};
 
 /// axum state. Cheap to clone; no globals, so tests can build many apps in one process.
 #[derive(Clone)]
@@ -46,6 +49,7 @@ pub struct AppState {
     build_info: Arc<Mutex<Option<metrics::BuildLabels>>>,
     admin_token: Option<auth::AdminToken>,
     decision_log: decision_log::DecisionLog,
+    timeouts: deadline::RequestTimeouts,
 }
 
 impl AppState {
@@ -64,7 +68,14 @@ impl AppState {
             build_info: Arc::new(Mutex::new(None)),
             admin_token: None,
             decision_log: decision_log::DecisionLog::off(),
+            timeouts: deadline::RequestTimeouts::default(),
         }
+    }
+
+    /// Body and request time limits (the defaults unless set).
+    pub fn with_timeouts(mut self, timeouts: deadline::RequestTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Writes a decision-log line per decision (off unless set).
@@ -179,20 +190,31 @@ routes! {
     }
 }
 
-/// All routes, with the body limit, metrics and tracing layers.
+/// All routes, with the body limit, time limits, metrics and tracing layers.
 pub fn build_app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
+    let timeouts = state.timeouts;
     let admin = admin_routes().route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::require_admin,
     ));
     public_routes()
+        .route_layer(middleware::from_fn_with_state(
+            timeouts.request,
+            deadline::deadline,
+        ))
         .merge(admin)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn(count_requests))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            timeouts.body_read,
+        ))
+        .layer(axum::Extension(BodyTimeoutMs(deadline::millis(
+            timeouts.body_read,
+        ))))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(log_failure))
         .with_state(state)
 }
