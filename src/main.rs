@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use semantic_router::cli::{Cli, Command, EdgeArgs};
+use semantic_router::serve::callers::ClientTokens;
 use semantic_router::serve::deadline::RequestTimeouts;
+use semantic_router::serve::feedback_sig::DecisionSigner;
 use semantic_router::serve::listen::ConnLimits;
 use semantic_router::serve::EdgeSettings;
 use tracing_subscriber::EnvFilter;
@@ -24,7 +27,7 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => {
-            let edge = edge_settings(&args.edge);
+            let edge = edge_settings(&args.edge)?;
             let settings = args.into_settings()?;
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -35,9 +38,21 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The HTTP edge's limits from their flags.
-fn edge_settings(args: &EdgeArgs) -> EdgeSettings {
-    EdgeSettings {
+/// The HTTP edge's limits and caller checks from their flags (reads the token and key files).
+fn edge_settings(args: &EdgeArgs) -> anyhow::Result<EdgeSettings> {
+    let client_tokens = args
+        .client_tokens
+        .as_deref()
+        .map(ClientTokens::load)
+        .transpose()
+        .context("--client-tokens")?;
+    let decision_key = args
+        .decision_key
+        .as_deref()
+        .map(DecisionSigner::load)
+        .transpose()
+        .context("--decision-key")?;
+    Ok(EdgeSettings {
         connections: ConnLimits {
             header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(args.idle_timeout_ms.max(1)),
@@ -47,5 +62,9 @@ fn edge_settings(args: &EdgeArgs) -> EdgeSettings {
             body_read: Duration::from_millis(args.body_read_timeout_ms.max(1)),
             request: Duration::from_millis(args.request_timeout_ms.max(1)),
         },
-    }
+        client_tokens,
+        decision_key,
+        feedback_rate: args.feedback_rate,
+        feedback_burst: args.feedback_burst,
+    })
 }

@@ -2,6 +2,8 @@
 //! the connection cap. Plain values here; the binary turns them into `serve::EdgeSettings`
 //! (this edge never imports the other).
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 #[derive(Debug, Clone, Args)]
@@ -24,4 +26,20 @@ pub struct EdgeArgs {
     /// Each open connection holds a few KiB to tens of KiB of buffers.
     #[arg(long, env = "ROUTER_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// File of client tokens' sha256 hex digests, one a line (`printf %s TOKEN | sha256sum`):
+    /// /classify, /classify/batch, /embed and /feedback then need `Authorization: Bearer
+    /// <token>` (401 without, 403 unknown_client_token). Without it they stay open.
+    #[arg(long, env = "ROUTER_CLIENT_TOKENS")]
+    pub client_tokens: Option<PathBuf>,
+    /// File holding the key (16 bytes at least) that signs decisions, so /feedback only takes
+    /// reports about decisions a router with this key issued. Give every replica the same file;
+    /// without it each process draws a random key (feedback must reach the replica that decided).
+    #[arg(long, env = "ROUTER_DECISION_KEY")]
+    pub decision_key: Option<PathBuf>,
+    /// /feedback reports a second per caller (client token, else peer address); past it 429.
+    #[arg(long, env = "ROUTER_FEEDBACK_RATE", default_value_t = 20.0)]
+    pub feedback_rate: f64,
+    /// /feedback reports a caller may send at once before the rate applies.
+    #[arg(long, env = "ROUTER_FEEDBACK_BURST", default_value_t = 40)]
+    pub feedback_burst: u32,
 }

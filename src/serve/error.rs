@@ -39,6 +39,15 @@ pub enum ApiError {
     Unauthorized,
     #[error("the admin token does not match")]
     Forbidden,
+    /// `--client-tokens` is set and the bearer token is none of them.
+    #[error("the client token is not one of --client-tokens")]
+    UnknownClientToken,
+    /// A report without a token the router issued for its decision and target.
+    #[error("feedback refused: {0}")]
+    UnverifiedFeedback(String),
+    /// This caller's `POST /feedback` bucket is empty (`--feedback-rate`, `--feedback-burst`).
+    #[error("too many feedback reports from this caller; retry in {retry_after_s} s")]
+    FeedbackRateLimited { retry_after_s: u64 },
     #[error(
         "admin endpoints are off: set ROUTER_ADMIN_TOKEN (or --admin-token-file) to turn them on"
     )]
@@ -88,7 +97,11 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::Forbidden
+            | Self::AdminDisabled
+            | Self::UnknownClientToken
+            | Self::UnverifiedFeedback(_) => StatusCode::FORBIDDEN,
+            Self::FeedbackRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnknownBucket(_) | Self::InvalidExample(_) | Self::ReloadFailed(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -118,6 +131,9 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::UnknownClientToken => "unknown_client_token",
+            Self::UnverifiedFeedback(_) => "unverified_feedback",
+            Self::FeedbackRateLimited { .. } => "feedback_rate_limited",
             Self::AdminDisabled => "admin_disabled",
             Self::UnknownBucket(_) => "unknown_bucket",
             Self::InvalidExample(_) => "invalid_example",
@@ -199,7 +215,7 @@ impl From<PipelineError> for ApiError {
 
 /// Every `code` an error body can carry (the OpenAPI document lists them; a unit test
 /// checks each variant's code is here).
-pub const ERROR_CODES: [&str; 24] = [
+pub const ERROR_CODES: [&str; 27] = [
     "invalid_json",
     "unknown_field",
     "invalid_request",
@@ -209,6 +225,9 @@ pub const ERROR_CODES: [&str; 24] = [
     "not_found",
     "unauthorized",
     "forbidden",
+    "unknown_client_token",
+    "unverified_feedback",
+    "feedback_rate_limited",
     "admin_disabled",
     "unknown_bucket",
     "invalid_example",
@@ -278,7 +297,8 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
                 );
             }
-            Self::AllTargetsOpen { retry_after_s, .. } => {
+            Self::AllTargetsOpen { retry_after_s, .. }
+            | Self::FeedbackRateLimited { retry_after_s } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
@@ -299,6 +319,8 @@ impl IntoResponse for ApiError {
             | Self::NoEligibleTarget(_)
             | Self::Forbidden
             | Self::AdminDisabled
+            | Self::UnknownClientToken
+            | Self::UnverifiedFeedback(_)
             | Self::UnknownBucket(_)
             | Self::InvalidExample(_)
             | Self::Conflict(_)

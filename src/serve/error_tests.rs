@@ -26,6 +26,17 @@ fn status_and_code_table() {
         (ApiError::NotFound(String::new()), 404, "not_found"),
         (ApiError::Unauthorized, 401, "unauthorized"),
         (ApiError::Forbidden, 403, "forbidden"),
+        (ApiError::UnknownClientToken, 403, "unknown_client_token"),
+        (
+            ApiError::UnverifiedFeedback(String::new()),
+            403,
+            "unverified_feedback",
+        ),
+        (
+            ApiError::FeedbackRateLimited { retry_after_s: 2 },
+            429,
+            "feedback_rate_limited",
+        ),
         (ApiError::AdminDisabled, 403, "admin_disabled"),
         (
             ApiError::UnknownBucket(String::new()),
@@ -47,6 +58,13 @@ fn status_and_code_table() {
         (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
         (ApiError::Overloaded, 429, "overloaded"),
         (ApiError::NotReady(String::new()), 503, "not_ready"),
+        (ApiError::BodyTimeout { ms: 1 }, 408, "body_timeout"),
+        (
+            ApiError::DeadlineExceeded { ms: 1 },
+            503,
+            "deadline_exceeded",
+        ),
+        (ApiError::TooManyConnections, 503, "too_many_connections"),
         (ApiError::Internal(String::new()), 500, "internal"),
         (
             ApiError::NoEligibleTarget(String::new()),

@@ -7,10 +7,13 @@ pub mod admin_answers;
 pub mod admission;
 pub mod answers;
 pub mod auth;
+pub mod callers;
 pub mod conn_activity;
 pub mod deadline;
 pub mod decision_log;
 pub mod error;
+pub mod feedback;
+pub mod feedback_sig;
 pub mod handlers;
 pub mod listen;
 pub mod metrics;
@@ -50,6 +53,11 @@ pub struct AppState {
     admin_token: Option<auth::AdminToken>,
     decision_log: decision_log::DecisionLog,
     timeouts: deadline::RequestTimeouts,
+    /// `None`: the routing endpoints are open (no `--client-tokens`).
+    client_tokens: Option<callers::ClientTokens>,
+    /// Signs decisions and verifies feedback about them.
+    signer: feedback_sig::DecisionSigner,
+    feedback_limiter: callers::RateLimiter,
 }
 
 impl AppState {
@@ -69,7 +77,31 @@ impl AppState {
             admin_token: None,
             decision_log: decision_log::DecisionLog::off(),
             timeouts: deadline::RequestTimeouts::default(),
+            client_tokens: None,
+            signer: feedback_sig::DecisionSigner::random(),
+            feedback_limiter: callers::RateLimiter::new(
+                callers::DEFAULT_FEEDBACK_RATE,
+                callers::DEFAULT_FEEDBACK_BURST,
+            ),
         }
+    }
+
+    /// Requires one of these client tokens on the routing endpoints.
+    pub fn with_client_tokens(mut self, tokens: Option<callers::ClientTokens>) -> Self {
+        self.client_tokens = tokens;
+        self
+    }
+
+    /// Signs decisions with this key (else a random key of this process).
+    pub fn with_signer(mut self, signer: feedback_sig::DecisionSigner) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Limits `POST /feedback` per caller.
+    pub fn with_feedback_limiter(mut self, limiter: callers::RateLimiter) -> Self {
+        self.feedback_limiter = limiter;
+        self
     }
 
     /// Body and request time limits (the defaults unless set).
@@ -144,20 +176,29 @@ pub struct Route {
     pub path: &'static str,
     /// Behind the admin token.
     pub admin: bool,
+    /// Behind the client tokens, when `--client-tokens` is set.
+    pub client: bool,
 }
 
 /// Declares [`ROUTES`] and the routers built from it, from one list, so the table the
 /// OpenAPI test reads cannot drift from what `build_app` serves.
 macro_rules! routes {
-    (admin { $($am:ident $ap:literal => $ah:path,)* } public { $($pm:ident $pp:literal => $ph:path,)* }) => {
+    (admin { $($am:ident $ap:literal => $ah:path,)* }
+     client { $($cm:ident $cp:literal => $ch:path,)* }
+     public { $($pm:ident $pp:literal => $ph:path,)* }) => {
         /// Every route `build_app` serves.
         pub const ROUTES: &[Route] = &[
-            $(Route { method: stringify!($am), path: $ap, admin: true },)*
-            $(Route { method: stringify!($pm), path: $pp, admin: false },)*
+            $(Route { method: stringify!($am), path: $ap, admin: true, client: false },)*
+            $(Route { method: stringify!($cm), path: $cp, admin: false, client: true },)*
+            $(Route { method: stringify!($pm), path: $pp, admin: false, client: false },)*
         ];
 
         fn admin_routes() -> Router<AppState> {
             Router::new()$(.route($ap, axum::routing::$am($ah)))*
+        }
+
+        fn client_routes() -> Router<AppState> {
+            Router::new()$(.route($cp, axum::routing::$cm($ch)))*
         }
 
         fn public_routes() -> Router<AppState> {
@@ -176,11 +217,13 @@ routes! {
         post "/admin/fit" => admin::fit,
         get "/admin/uncertain" => admin::uncertain,
     }
-    public {
+    client {
         post "/classify" => handlers::classify,
         post "/classify/batch" => handlers::classify_batch,
         post "/embed" => handlers::embed,
-        post "/feedback" => handlers::feedback,
+        post "/feedback" => feedback::feedback,
+    }
+    public {
         get "/health" => status::health,
         get "/health/targets" => status::target_health,
         get "/ready" => status::ready,
@@ -198,7 +241,12 @@ pub fn build_app(state: AppState) -> Router {
         state.clone(),
         auth::require_admin,
     ));
+    let client = client_routes().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        callers::require_client,
+    ));
     public_routes()
+        .merge(client)
         .route_layer(middleware::from_fn_with_state(
             timeouts.request,
             deadline::deadline,

@@ -20,10 +20,16 @@ use crate::pipeline::PipelineOptions;
 
 /// Settings of the HTTP edge itself, beside the core's `ServiceSettings`: what slow, greedy
 /// or unknown clients may do.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EdgeSettings {
     pub connections: super::listen::ConnLimits,
     pub timeouts: super::deadline::RequestTimeouts,
+    /// `None`: the routing endpoints are open.
+    pub client_tokens: Option<super::callers::ClientTokens>,
+    /// `None`: a random key for this process (logged).
+    pub decision_key: Option<super::feedback_sig::DecisionSigner>,
+    pub feedback_rate: f64,
+    pub feedback_burst: u32,
 }
 
 pub async fn run(settings: ServiceSettings, edge: EdgeSettings) -> anyhow::Result<()> {
@@ -34,7 +40,22 @@ pub async fn run(settings: ServiceSettings, edge: EdgeSettings) -> anyhow::Resul
     let state = AppState::starting(settings.limits, Some(metrics))
         .with_admin_token(admin_token.clone())
         .with_decision_log(decision_log)
-        .with_timeouts(edge.timeouts);
+        .with_timeouts(edge.timeouts)
+        .with_client_tokens(edge.client_tokens.clone())
+        .with_feedback_limiter(super::callers::RateLimiter::new(
+            edge.feedback_rate,
+            edge.feedback_burst,
+        ));
+    let state = match edge.decision_key.clone() {
+        Some(signer) => state.with_signer(signer),
+        None => {
+            tracing::warn!("no --decision-key: decisions are signed with a random key of this process; feedback is refused by other replicas and after a restart (give every replica the same key file)");
+            state
+        }
+    };
+    if edge.client_tokens.is_none() {
+        tracing::info!("routing endpoints are open (set --client-tokens to require client tokens)");
+    }
     if admin_token.is_none() {
         tracing::info!("admin endpoints are off (set ROUTER_ADMIN_TOKEN or --admin-token-file to turn them on)");
     }

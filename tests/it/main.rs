@@ -9,6 +9,7 @@
 mod accuracy;
 mod admin;
 mod binary;
+mod callers;
 mod common;
 mod config_map;
 mod conversations;

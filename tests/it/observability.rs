@@ -93,7 +93,8 @@ async fn metrics_name_each_series_with_its_labels() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let target = first["target"]["name"].as_str().unwrap().to_owned();
     for _ in 0..10 {
-        let feedback = json!({"target": target, "outcome": "server_error", "latency_ms": 900});
+        let feedback = json!({"target": target, "outcome": "server_error", "latency_ms": 900,
+            "decision_id": first["decision_id"], "feedback_token": first["feedback_tokens"][&target]});
         let (status, _, _) = send(&app, post_json("/feedback", &feedback)).await;
         assert_eq!(status, StatusCode::OK);
     }
