@@ -109,6 +109,8 @@ pub struct ServeArgs {
     pub tenants: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    pub edge: super::EdgeArgs,
     /// Requests doing CPU work at once; more wait up to --queue-budget-ms for a slot.
     #[arg(long, env = "ROUTER_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
     pub max_in_flight: usize,

@@ -6,6 +6,7 @@
 mod args;
 mod bench;
 mod bench_index;
+mod edge_args;
 mod eval;
 mod eval_conversations;
 mod fit;
@@ -16,6 +17,7 @@ mod train;
 use clap::{Parser, Subcommand};
 
 pub use args::{ModelArgs, ServeArgs};
+pub use edge_args::EdgeArgs;
 
 /// A semantic LLM router: decides, per request, which LLM should answer a prompt.
 #[derive(Debug, Parser)]

@@ -29,8 +29,14 @@ const SLOTS: u64 = 10_000;
 /// Whether `key` falls in the `percent` share of `bucket`'s traffic. Salting with the bucket
 /// keeps one tenant from being in every bucket's canary at once.
 pub fn in_share(bucket: &str, key: &str, percent: u8) -> bool {
-    let slot = fnv1a(&[bucket.as_bytes(), b"\0", key.as_bytes()]) % SLOTS;
-    slot < u64::from(percent) * (SLOTS / 100)
+    in_basis_points(bucket, key, u32::from(percent) * 100)
+}
+
+/// Whether `key` falls in the share of `basis_points` (hundredths of a percent) salted by
+/// `salt`; shared with the fallback drills, which salt apart from the canary.
+pub fn in_basis_points(salt: &str, key: &str, basis_points: u32) -> bool {
+    let slot = fnv1a(&[salt.as_bytes(), b"\0", key.as_bytes()]) % SLOTS;
+    slot < u64::from(basis_points)
 }
 
 /// 64-bit FNV-1a over the concatenated parts.

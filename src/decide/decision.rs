@@ -41,6 +41,9 @@ pub struct Routing {
     /// Set when the canary split sent this request to the bucket's canary target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryApplied>,
+    /// Set when this decision is a fallback drill: the first fallback is named as the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<super::drill::DrillApplied>,
     /// A target to mirror the request to for evaluation; its answer is never used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<Arc<Target>>,

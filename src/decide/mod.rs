@@ -18,6 +18,7 @@ pub mod canary;
 pub mod catalogue;
 pub mod conversation;
 pub mod decision;
+pub mod drill;
 mod error;
 pub mod policy;
 pub mod request;
@@ -33,6 +34,7 @@ pub use breaker::{
 pub use canary::{CanaryApplied, CanarySpec};
 pub use catalogue::{Latency, Target, Tier};
 pub use decision::{Decision, Routing, Timings, MAX_LISTED_SCORES};
+pub use drill::{DrillApplied, DrillSpec};
 pub use error::{DecideError, PolicyError};
 pub use policy::{Policy, Threshold, Trigger};
 pub use request::{Priority, RequestContext};
@@ -122,6 +124,7 @@ pub fn decide(policy: &Policy, input: &DecideInput<'_>) -> Result<Routing, Decid
         reasons,
         estimated_input_cost_usd,
         canary: selected.canary,
+        drill: selected.drill,
         shadow: selected.shadow,
         probe: selected.probe,
         conversation: blend.map(|b| b.report),
@@ -275,3 +278,6 @@ fn semantic_bucket(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod drill_tests;

@@ -44,4 +44,7 @@ pub struct RequestContext {
     pub metadata: BTreeMap<String, serde_json::Value>,
     /// What the canary share is hashed on (the request id, else the tenant); none → no canary.
     pub routing_key: Option<String>,
+    /// Wall-clock seconds since the Unix epoch when the request arrived; drills limited to a
+    /// daily window need it (none: such drills do not fire).
+    pub utc_seconds: Option<u64>,
 }

@@ -301,6 +301,7 @@ mod tests {
             capabilities: BTreeSet::from(["vision".to_owned()]),
             metadata: BTreeMap::from([("region".to_owned(), serde_json::json!("eu"))]),
             routing_key: None,
+            utc_seconds: None,
         }
     }
 

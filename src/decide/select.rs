@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::breaker::{Availability, HealthView, WhenAllOpen};
 use super::canary::{in_share, CanaryApplied, CanarySpec};
 use super::catalogue::Target;
+use super::drill::{DrillApplied, DrillSpec};
 use super::error::DecideError;
 use super::policy::{Policy, MAX_TARGETS};
 use super::request::RequestContext;
@@ -20,6 +21,7 @@ pub(super) struct Selected {
     pub bucket: BucketId,
     pub targets: Vec<Arc<Target>>,
     pub canary: Option<CanaryApplied>,
+    pub drill: Option<DrillApplied>,
     pub shadow: Option<Arc<Target>>,
     pub probe: Option<String>,
 }
@@ -124,7 +126,11 @@ pub(super) fn select(
         .as_ref()
         .and_then(|spec| apply_canary(spec, &bucket, request, &fired, &mut targets, reasons));
     let when_all_open = policy.health.when_all_open;
-    let targets = by_health(targets, &bucket, when_all_open, health, now, reasons)?;
+    let mut targets = by_health(targets, &bucket, when_all_open, health, now, reasons)?;
+    let drill = bucket_policy
+        .drill
+        .as_ref()
+        .and_then(|spec| apply_drill(spec, &bucket, request, &mut targets, reasons));
     let probe = (health.availability(&targets[0].name, now) == Availability::Probe).then(|| {
         reasons.push(format!(
             "health: {} is half-open; this request is its probe",
@@ -146,8 +152,43 @@ pub(super) fn select(
         bucket,
         targets,
         canary,
+        drill,
         shadow,
         probe,
+    })
+}
+
+/// A drill swaps the primary and the first (healthy) fallback for the request's share, so the
+/// callers' fallback path is exercised; the primary stays next in line.
+fn apply_drill(
+    spec: &DrillSpec,
+    bucket: &BucketId,
+    request: &RequestContext,
+    targets: &mut [Arc<Target>],
+    reasons: &mut Vec<String>,
+) -> Option<DrillApplied> {
+    let key = request.routing_key.as_deref()?;
+    if !spec.fires(bucket.as_str(), key, request.utc_seconds) {
+        return None;
+    }
+    if targets.len() < 2 {
+        reasons.push(format!(
+            "drill: in the {}% share of {bucket}, but no fallback is available; not applied",
+            spec.percent
+        ));
+        return None;
+    }
+    targets.swap(0, 1);
+    reasons.push(format!(
+        "drill: {}% share of {bucket}; fallback {} is the target, then {}",
+        spec.percent,
+        targets[0].name,
+        names(&targets[1..])
+    ));
+    Some(DrillApplied {
+        target: targets[0].name.clone(),
+        primary: targets[1].name.clone(),
+        percent: spec.percent,
     })
 }
 

@@ -729,6 +729,7 @@ fn request_strategy() -> impl Strategy<Value = RequestContext> {
                     BTreeMap::new()
                 },
                 routing_key,
+                utc_seconds: None,
             },
         )
 }

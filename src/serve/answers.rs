@@ -18,11 +18,31 @@ pub struct BatchAnswer {
     pub decisions: Vec<BatchItem>,
 }
 
+/// A decision as answered: with a `feedback_token` per target it names, which a report to
+/// `POST /feedback` about that target must carry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedDecision {
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// Target name → token, for the primary, each fallback and the shadow.
+    pub feedback_tokens: std::collections::BTreeMap<String, String>,
+}
+
+impl SignedDecision {
+    pub fn new(decision: Decision, signer: &super::feedback_sig::DecisionSigner) -> Self {
+        let feedback_tokens = signer.tokens_for(&decision);
+        Self {
+            decision,
+            feedback_tokens,
+        }
+    }
+}
+
 /// A decision, or the error of that one request.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum BatchItem {
-    Decided(Box<Decision>),
+    Decided(Box<SignedDecision>),
     Failed(ErrorBody),
 }
 

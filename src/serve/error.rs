@@ -39,6 +39,15 @@ pub enum ApiError {
     Unauthorized,
     #[error("the admin token does not match")]
     Forbidden,
+    /// `--client-tokens` is set and the bearer token is none of them.
+    #[error("the client token is not one of --client-tokens")]
+    UnknownClientToken,
+    /// A report without a token the router issued for its decision and target.
+    #[error("feedback refused: {0}")]
+    UnverifiedFeedback(String),
+    /// This caller's `POST /feedback` bucket is empty (`--feedback-rate`, `--feedback-burst`).
+    #[error("too many feedback reports from this caller; retry in {retry_after_s} s")]
+    FeedbackRateLimited { retry_after_s: u64 },
     #[error(
         "admin endpoints are off: set ROUTER_ADMIN_TOKEN (or --admin-token-file) to turn them on"
     )]
@@ -57,6 +66,15 @@ pub enum ApiError {
     Overloaded,
     #[error("the router is starting: {0}")]
     NotReady(String),
+    /// The client sent no body bytes for `--body-read-timeout-ms` (a slow or stalled client).
+    #[error("no request body bytes arrived for {ms} ms")]
+    BodyTimeout { ms: u64 },
+    /// The request was not answered within `--request-timeout-ms`.
+    #[error("the request was not answered within its deadline of {ms} ms")]
+    DeadlineExceeded { ms: u64 },
+    /// `--max-connections` are open; written on the socket before closing it.
+    #[error("too many open connections; retry shortly")]
+    TooManyConnections,
     /// No target of the chosen bucket can serve the request (capabilities, size, rules).
     #[error("{0}")]
     NoEligibleTarget(String),
@@ -85,7 +103,11 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::Forbidden
+            | Self::AdminDisabled
+            | Self::UnknownClientToken
+            | Self::UnverifiedFeedback(_) => StatusCode::FORBIDDEN,
+            Self::FeedbackRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnknownBucket(_) | Self::InvalidExample(_) | Self::ReloadFailed(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -93,9 +115,12 @@ impl ApiError {
             Self::UnknownTarget(_) | Self::UnknownTenant(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotReady(_) | Self::AllTargetsOpen { .. } | Self::StoreUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NotReady(_)
+            | Self::AllTargetsOpen { .. }
+            | Self::DeadlineExceeded { .. }
+            | Self::TooManyConnections
+            | Self::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NoEligibleTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -113,6 +138,9 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::UnknownClientToken => "unknown_client_token",
+            Self::UnverifiedFeedback(_) => "unverified_feedback",
+            Self::FeedbackRateLimited { .. } => "feedback_rate_limited",
             Self::AdminDisabled => "admin_disabled",
             Self::UnknownBucket(_) => "unknown_bucket",
             Self::InvalidExample(_) => "invalid_example",
@@ -124,6 +152,9 @@ impl ApiError {
             Self::Overloaded => "overloaded",
             Self::NotReady(_) => "not_ready",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::TooManyConnections => "too_many_connections",
             Self::NoEligibleTarget(_) => "no_eligible_target",
             Self::AllTargetsOpen { .. } => "all_targets_open",
             Self::Internal(_) => "internal",
@@ -131,7 +162,16 @@ impl ApiError {
     }
 
     /// Maps an axum JSON rejection; `limit` is the configured body limit.
-    pub fn from_json_rejection(rejection: &JsonRejection, limit: usize) -> Self {
+    pub fn from_json_rejection(
+        rejection: &JsonRejection,
+        limit: usize,
+        body_timeout: Option<BodyTimeoutMs>,
+    ) -> Self {
+        if let Some(BodyTimeoutMs(ms)) = body_timeout {
+            if is_body_timeout(rejection) {
+                return Self::BodyTimeout { ms };
+            }
+        }
         let text = rejection.body_text();
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge { limit },
@@ -184,7 +224,7 @@ impl From<PipelineError> for ApiError {
 
 /// Every `code` an error body can carry (the OpenAPI document lists them; a unit test
 /// checks each variant's code is here).
-pub const ERROR_CODES: [&str; 23] = [
+pub const ERROR_CODES: [&str; 29] = [
     "invalid_json",
     "unknown_field",
     "invalid_request",
@@ -194,6 +234,9 @@ pub const ERROR_CODES: [&str; 23] = [
     "not_found",
     "unauthorized",
     "forbidden",
+    "unknown_client_token",
+    "unverified_feedback",
+    "feedback_rate_limited",
     "admin_disabled",
     "unknown_bucket",
     "invalid_example",
@@ -205,6 +248,9 @@ pub const ERROR_CODES: [&str; 23] = [
     "overloaded",
     "not_ready",
     "store_unavailable",
+    "body_timeout",
+    "deadline_exceeded",
+    "too_many_connections",
     "no_eligible_target",
     "all_targets_open",
     "internal",
@@ -253,13 +299,18 @@ impl IntoResponse for ApiError {
         let body = Json(self.body());
         let mut response = (status, body).into_response();
         match &self {
-            Self::Overloaded | Self::NotReady(_) | Self::StoreUnavailable(_) => {
+            Self::Overloaded
+            | Self::NotReady(_)
+            | Self::DeadlineExceeded { .. }
+            | Self::TooManyConnections
+            | Self::StoreUnavailable(_) => {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
                 );
             }
-            Self::AllTargetsOpen { retry_after_s, .. } => {
+            Self::AllTargetsOpen { retry_after_s, .. }
+            | Self::FeedbackRateLimited { retry_after_s } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
@@ -280,17 +331,36 @@ impl IntoResponse for ApiError {
             | Self::NoEligibleTarget(_)
             | Self::Forbidden
             | Self::AdminDisabled
+            | Self::UnknownClientToken
+            | Self::UnverifiedFeedback(_)
             | Self::UnknownBucket(_)
             | Self::InvalidExample(_)
             | Self::Conflict(_)
             | Self::UnknownTarget(_)
             | Self::UnknownTenant(_)
             | Self::ReloadFailed(_)
+            | Self::BodyTimeout { .. }
             | Self::Internal(_) => {}
         }
         response
     }
 }
+
+/// Whether reading the body failed because `tower_http`'s body timeout fired.
+fn is_body_timeout(rejection: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The body read timeout in force, in request extensions so a rejection can cite it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeoutMs(pub u64);
 
 /// `Json<T>` whose rejections are [`ApiError`]s.
 pub struct ApiJson<T>(pub T);
@@ -308,135 +378,18 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let body_timeout = req.extensions().get::<BodyTimeoutMs>().copied();
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::from_json_rejection(&rejection, limit)),
+            Err(rejection) => Err(ApiError::from_json_rejection(
+                &rejection,
+                limit,
+                body_timeout,
+            )),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_and_code_table() {
-        let table = [
-            (ApiError::InvalidJson(String::new()), 400, "invalid_json"),
-            (ApiError::UnknownField(String::new()), 422, "unknown_field"),
-            (
-                ApiError::InvalidRequest(String::new()),
-                400,
-                "invalid_request",
-            ),
-            (ApiError::EmptyPrompt, 400, "empty_prompt"),
-            (
-                ApiError::PayloadTooLarge { limit: 1 },
-                413,
-                "payload_too_large",
-            ),
-            (
-                ApiError::UnsupportedMediaType,
-                415,
-                "unsupported_media_type",
-            ),
-            (ApiError::NotFound(String::new()), 404, "not_found"),
-            (ApiError::Unauthorized, 401, "unauthorized"),
-            (ApiError::Forbidden, 403, "forbidden"),
-            (ApiError::AdminDisabled, 403, "admin_disabled"),
-            (
-                ApiError::UnknownBucket(String::new()),
-                422,
-                "unknown_bucket",
-            ),
-            (
-                ApiError::InvalidExample(String::new()),
-                422,
-                "invalid_example",
-            ),
-            (ApiError::Conflict(String::new()), 409, "conflict"),
-            (
-                ApiError::UnknownTenant(String::new()),
-                422,
-                "unknown_tenant",
-            ),
-            (
-                ApiError::UnknownTarget(String::new()),
-                422,
-                "unknown_target",
-            ),
-            (ApiError::ReloadFailed(String::new()), 422, "reload_failed"),
-            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
-            (ApiError::Overloaded, 429, "overloaded"),
-            (ApiError::NotReady(String::new()), 503, "not_ready"),
-            (
-                ApiError::StoreUnavailable(String::new()),
-                503,
-                "store_unavailable",
-            ),
-            (ApiError::Internal(String::new()), 500, "internal"),
-            (
-                ApiError::NoEligibleTarget(String::new()),
-                422,
-                "no_eligible_target",
-            ),
-            (
-                ApiError::AllTargetsOpen {
-                    message: String::new(),
-                    retry_after_s: 7,
-                },
-                503,
-                "all_targets_open",
-            ),
-        ];
-        let mut documented: Vec<&str> = ERROR_CODES.to_vec();
-        for (error, status, code) in table {
-            assert_eq!(error.status().as_u16(), status, "{code}");
-            assert_eq!(error.code(), code);
-            assert!(
-                documented.contains(&code),
-                "{code} is missing from ERROR_CODES"
-            );
-            documented.retain(|c| *c != code);
-        }
-        assert!(
-            documented.is_empty(),
-            "ERROR_CODES lists codes no variant has: {documented:?}"
-        );
-    }
-
-    #[test]
-    fn overload_and_an_unreachable_store_say_when_to_retry() {
-        for e in [
-            ApiError::Overloaded,
-            ApiError::StoreUnavailable("down".into()),
-        ] {
-            let response = e.into_response();
-            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-        }
-    }
-
-    #[test]
-    fn decide_errors_map_to_their_statuses() {
-        use crate::types::BucketId;
-        let e = ApiError::from(PipelineError::Decide(DecideError::NoEligibleTarget {
-            bucket: BucketId::new("code"),
-            why: "request needs vision; dropped mid-a".into(),
-        }));
-        assert_eq!(e.code(), "no_eligible_target");
-        assert!(e.to_string().contains("vision"), "{e}");
-        let e = ApiError::from(PipelineError::Decide(DecideError::AllTargetsOpen {
-            bucket: BucketId::new("code"),
-            targets: vec!["mid-a".into()],
-            retry_after: std::time::Duration::from_millis(2500),
-        }));
-        assert_eq!(e.status().as_u16(), 503);
-        assert_eq!(e.into_response().headers()[header::RETRY_AFTER], "3");
-    }
-
-    #[test]
-    fn internal_details_stay_out_of_the_body() {
-        let e = ApiError::Internal("secret path /etc/x".into());
-        assert_eq!(e.to_string(), "internal error");
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

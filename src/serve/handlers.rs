@@ -10,15 +10,13 @@ use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Json;
 use tokio::sync::OwnedSemaphorePermit;
-use utoipa::ToSchema;
 
-use super::answers::{BatchAnswer, BatchItem, EmbedAnswer, EmbedBatchAnswer, FeedbackAnswer};
+use super::answers::{BatchAnswer, BatchItem, EmbedAnswer, EmbedBatchAnswer, SignedDecision};
 use super::decision_log::RequestNote;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
 use super::Core;
-use crate::decide::Decision;
 use crate::pipeline::{ClassifyInput, PipelineError, Served};
 
 /// Takes an admission permit, waiting up to the queueing budget (`serve::admission`), and
@@ -72,14 +70,17 @@ fn log_decision(state: &AppState, core: &Core, served: &Served, note: RequestNot
 const CACHE_HEADER: &str = "x-router-cache";
 
 #[utoipa::path(post, path = "/classify", tag = "routing", request_body = ClassifyRequest,
-    responses((status = 200, description = "The decision; header `x-router-cache: hit | miss`", body = Decision),
+    responses((status = 200, description = "The decision; header `x-router-cache: hit | miss`", body = SignedDecision),
         (status = 400, description = "invalid_json, invalid_request, empty_prompt", body = ErrorBody),
+        (status = 401, description = "unauthorized: client tokens are set and none was given", body = ErrorBody),
+        (status = 403, description = "unknown_client_token", body = ErrorBody),
         (status = 413, description = "payload_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "unknown_field, no_eligible_target", body = ErrorBody),
         (status = 429, description = "overloaded (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "not_ready, all_targets_open (`Retry-After`)", body = ErrorBody),
-        (status = 500, description = "internal", body = ErrorBody)))]
+        (status = 500, description = "internal", body = ErrorBody)),
+    security((), ("client_token" = [])))]
 pub async fn classify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<ClassifyRequest>,
@@ -100,7 +101,7 @@ pub async fn classify(
     log_decision(&state, core, &served, note);
     Ok((
         [(CACHE_HEADER, served.cache.as_str())],
-        Json(served.decision),
+        Json(SignedDecision::new(served.decision, &state.signer)),
     ))
 }
 
@@ -109,12 +110,15 @@ pub async fn classify(
 #[utoipa::path(post, path = "/classify/batch", tag = "routing", request_body = ClassifyBatchRequest,
     responses((status = 200, description = "One decision or error per request, in order", body = BatchAnswer),
         (status = 400, description = "invalid_json, invalid_request (empty or too large a batch)", body = ErrorBody),
+        (status = 401, description = "unauthorized: client tokens are set and none was given", body = ErrorBody),
+        (status = 403, description = "unknown_client_token", body = ErrorBody),
         (status = 413, description = "payload_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "unknown_field", body = ErrorBody),
         (status = 429, description = "overloaded", body = ErrorBody),
         (status = 503, description = "not_ready", body = ErrorBody),
-        (status = 500, description = "internal", body = ErrorBody)))]
+        (status = 500, description = "internal", body = ErrorBody)),
+    security((), ("client_token" = [])))]
 pub async fn classify_batch(
     State(state): State<AppState>,
     ApiJson(batch): ApiJson<ClassifyBatchRequest>,
@@ -156,7 +160,10 @@ pub async fn classify_batch(
         .map(|(result, note)| match result {
             Ok(served) => {
                 log_decision(&state, core, &served, note);
-                BatchItem::Decided(Box::new(served.decision))
+                BatchItem::Decided(Box::new(SignedDecision::new(
+                    served.decision,
+                    &state.signer,
+                )))
             }
             Err(e) => BatchItem::Failed(ApiError::from(e).body()),
         })
@@ -167,12 +174,15 @@ pub async fn classify_batch(
 #[utoipa::path(post, path = "/embed", tag = "routing", request_body = EmbedRequest,
     responses((status = 200, description = "One vector for `text`, `embeddings` for `texts`", body = EmbedAnswer),
         (status = 400, description = "invalid_json, invalid_request, empty_prompt", body = ErrorBody),
+        (status = 401, description = "unauthorized: client tokens are set and none was given", body = ErrorBody),
+        (status = 403, description = "unknown_client_token", body = ErrorBody),
         (status = 413, description = "payload_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "unknown_field", body = ErrorBody),
         (status = 429, description = "overloaded", body = ErrorBody),
         (status = 503, description = "not_ready", body = ErrorBody),
-        (status = 500, description = "internal", body = ErrorBody)))]
+        (status = 500, description = "internal", body = ErrorBody)),
+    security((), ("client_token" = [])))]
 pub async fn embed(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<EmbedRequest>,
@@ -250,61 +260,4 @@ pub async fn not_found(uri: Uri) -> ApiError {
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
-}
-
-/// `POST /feedback`: an outcome a caller saw from a target, fed to that target's breaker.
-#[derive(Debug, serde::Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Feedback {
-    pub target: String,
-    pub outcome: crate::decide::ReportedOutcome,
-    #[serde(default)]
-    pub latency_ms: Option<u64>,
-    #[serde(default)]
-    pub retry_after_s: Option<u64>,
-    #[serde(default)]
-    pub decision_id: Option<String>,
-}
-
-#[utoipa::path(post, path = "/feedback", tag = "routing", request_body = Feedback,
-    responses((status = 200, description = "The target's breaker state after the report", body = FeedbackAnswer),
-        (status = 400, description = "invalid_json, invalid_request", body = ErrorBody),
-        (status = 413, description = "payload_too_large", body = ErrorBody),
-        (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "unknown_field, unknown_target", body = ErrorBody),
-        (status = 503, description = "not_ready", body = ErrorBody)))]
-pub async fn feedback(
-    State(state): State<AppState>,
-    ApiJson(feedback): ApiJson<Feedback>,
-) -> Result<Json<FeedbackAnswer>, ApiError> {
-    let core = state.core()?;
-    let snapshot = core.live.snapshot();
-    if snapshot.policy.target(&feedback.target).is_none() {
-        let known: Vec<&str> = snapshot.policy.targets.keys().map(String::as_str).collect();
-        return Err(ApiError::UnknownTarget(format!(
-            "unknown target `{}` (targets: {})",
-            feedback.target,
-            known.join(", ")
-        )));
-    }
-    let report = crate::decide::OutcomeReport {
-        outcome: feedback.outcome,
-        latency_ms: feedback.latency_ms,
-        retry_after_s: feedback.retry_after_s,
-    };
-    // A short critical section on the board's mutex; the hot path never takes it.
-    let transition = core.pipeline.health().record(
-        &feedback.target,
-        &report,
-        &snapshot.policy.health,
-        std::time::Instant::now(),
-    );
-    super::metrics::record_transition(&feedback.target, &transition);
-    if transition.from != transition.to {
-        tracing::warn!(target = %feedback.target, from = ?transition.from, to = ?transition.to, decision_id = feedback.decision_id.as_deref().unwrap_or(""), "breaker changed state");
-    }
-    Ok(Json(FeedbackAnswer {
-        target: feedback.target,
-        state: transition.to,
-    }))
 }

@@ -19,6 +19,8 @@ pub const BUILD_INFO: &str = "router_build_info";
 pub const BREAKER_STATE: &str = "router_breaker_state";
 /// Breaker state changes caused by reported outcomes (`POST /feedback`).
 pub const BREAKER_TRANSITIONS_TOTAL: &str = "router_breaker_transitions_total";
+/// Decisions that were fallback drills, by bucket and the fallback named as target.
+pub const DRILLS_TOTAL: &str = "router_drills_total";
 pub use super::decision_log::DROPPED_METRIC as DECISION_LOG_DROPPED_TOTAL;
 pub use crate::live::reloader::RELOAD_METRIC as RELOADS_TOTAL;
 pub use crate::live::ARCHETYPES_METRIC as ARCHETYPES;
@@ -137,6 +139,9 @@ pub fn record_decision(decision: &crate::decide::Decision) {
     let r = &decision.routing;
     let abstained = if r.abstained { "true" } else { "false" };
     metrics::counter!(DECISIONS_TOTAL, "bucket" => r.bucket.to_string(), "target" => r.target.name.clone(), "abstained" => abstained).increment(1);
+    if let Some(drill) = &r.drill {
+        metrics::counter!(DRILLS_TOTAL, "bucket" => r.bucket.to_string(), "target" => drill.target.clone()).increment(1);
+    }
     if let Some(conversation) = &r.conversation {
         let changed = if conversation.task == r.bucket {
             "false"

@@ -8,9 +8,15 @@ pub mod admission;
 pub mod answers;
 pub mod auth;
 pub mod caller;
+pub mod callers;
+pub mod conn_activity;
+pub mod deadline;
 pub mod decision_log;
 pub mod error;
+pub mod feedback;
+pub mod feedback_sig;
 pub mod handlers;
+pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod run;
@@ -27,10 +33,10 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::live::ReloadHandle;
-use error::{ApiError, BodyLimit};
+use error::{ApiError, BodyLimit, BodyTimeoutMs};
 
 pub use crate::pipeline::compose::{Core, CoreInfo, Limits, StatePaths};
-pub use run::run;
+pub use run::{run, EdgeSettings};
 
 /// axum state. Cheap to clone; no globals, so tests can build many apps in one process.
 #[derive(Clone)]
@@ -47,6 +53,12 @@ pub struct AppState {
     build_info: Arc<Mutex<Option<metrics::BuildLabels>>>,
     admin_token: Option<auth::AdminToken>,
     decision_log: decision_log::DecisionLog,
+    timeouts: deadline::RequestTimeouts,
+    /// `None`: the routing endpoints are open (no `--client-tokens`).
+    client_tokens: Option<callers::ClientTokens>,
+    /// Signs decisions and verifies feedback about them.
+    signer: feedback_sig::DecisionSigner,
+    feedback_limiter: callers::RateLimiter,
 }
 
 impl AppState {
@@ -65,7 +77,38 @@ impl AppState {
             build_info: Arc::new(Mutex::new(None)),
             admin_token: None,
             decision_log: decision_log::DecisionLog::off(),
+            timeouts: deadline::RequestTimeouts::default(),
+            client_tokens: None,
+            signer: feedback_sig::DecisionSigner::random(),
+            feedback_limiter: callers::RateLimiter::new(
+                callers::DEFAULT_FEEDBACK_RATE,
+                callers::DEFAULT_FEEDBACK_BURST,
+            ),
         }
+    }
+
+    /// Requires one of these client tokens on the routing endpoints.
+    pub fn with_client_tokens(mut self, tokens: Option<callers::ClientTokens>) -> Self {
+        self.client_tokens = tokens;
+        self
+    }
+
+    /// Signs decisions with this key (else a random key of this process).
+    pub fn with_signer(mut self, signer: feedback_sig::DecisionSigner) -> Self {
+        self.signer = signer;
+        self
+    }
+
+    /// Limits `POST /feedback` per caller.
+    pub fn with_feedback_limiter(mut self, limiter: callers::RateLimiter) -> Self {
+        self.feedback_limiter = limiter;
+        self
+    }
+
+    /// Body and request time limits (the defaults unless set).
+    pub fn with_timeouts(mut self, timeouts: deadline::RequestTimeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Writes a decision-log line per decision (off unless set).
@@ -134,20 +177,29 @@ pub struct Route {
     pub path: &'static str,
     /// Behind the admin token.
     pub admin: bool,
+    /// Behind the client tokens, when `--client-tokens` is set.
+    pub client: bool,
 }
 
 /// Declares [`ROUTES`] and the routers built from it, from one list, so the table the
 /// OpenAPI test reads cannot drift from what `build_app` serves.
 macro_rules! routes {
-    (admin { $($am:ident $ap:literal => $ah:path,)* } public { $($pm:ident $pp:literal => $ph:path,)* }) => {
+    (admin { $($am:ident $ap:literal => $ah:path,)* }
+     client { $($cm:ident $cp:literal => $ch:path,)* }
+     public { $($pm:ident $pp:literal => $ph:path,)* }) => {
         /// Every route `build_app` serves.
         pub const ROUTES: &[Route] = &[
-            $(Route { method: stringify!($am), path: $ap, admin: true },)*
-            $(Route { method: stringify!($pm), path: $pp, admin: false },)*
+            $(Route { method: stringify!($am), path: $ap, admin: true, client: false },)*
+            $(Route { method: stringify!($cm), path: $cp, admin: false, client: true },)*
+            $(Route { method: stringify!($pm), path: $pp, admin: false, client: false },)*
         ];
 
         fn admin_routes() -> Router<AppState> {
             Router::new()$(.route($ap, axum::routing::$am($ah)))*
+        }
+
+        fn client_routes() -> Router<AppState> {
+            Router::new()$(.route($cp, axum::routing::$cm($ch)))*
         }
 
         fn public_routes() -> Router<AppState> {
@@ -166,11 +218,13 @@ routes! {
         post "/admin/fit" => admin::fit,
         get "/admin/uncertain" => admin::uncertain,
     }
-    public {
+    client {
         post "/classify" => handlers::classify,
         post "/classify/batch" => handlers::classify_batch,
         post "/embed" => handlers::embed,
-        post "/feedback" => handlers::feedback,
+        post "/feedback" => feedback::feedback,
+    }
+    public {
         get "/health" => status::health,
         get "/health/targets" => status::target_health,
         get "/ready" => status::ready,
@@ -180,20 +234,36 @@ routes! {
     }
 }
 
-/// All routes, with the body limit, metrics and tracing layers.
+/// All routes, with the body limit, time limits, metrics and tracing layers.
 pub fn build_app(state: AppState) -> Router {
     let body_limit = state.limits.max_body_bytes;
+    let timeouts = state.timeouts;
     let admin = admin_routes().route_layer(middleware::from_fn_with_state(
         state.clone(),
         auth::require_admin,
     ));
+    let client = client_routes().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        callers::require_client,
+    ));
     public_routes()
+        .merge(client)
+        .route_layer(middleware::from_fn_with_state(
+            timeouts.request,
+            deadline::deadline,
+        ))
         .merge(admin)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn(count_requests))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            timeouts.body_read,
+        ))
+        .layer(axum::Extension(BodyTimeoutMs(deadline::millis(
+            timeouts.body_read,
+        ))))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(log_failure))
         .with_state(state)
 }

@@ -32,6 +32,11 @@ impl Modify for AdminToken {
             "admin_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // The routing endpoints' optional client tokens (`--client-tokens`).
+        components.add_security_scheme(
+            "client_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -46,7 +51,7 @@ impl Modify for AdminToken {
         handlers::classify,
         handlers::classify_batch,
         handlers::embed,
-        handlers::feedback,
+        super::feedback::feedback,
         status::health,
         status::target_health,
         status::ready,

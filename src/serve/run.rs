@@ -4,6 +4,9 @@
 //! Shutdown drains: the first signal turns `/ready` to 503 "draining" while requests are
 //! still served for `--drain-secs` (load balancers take that long to stop sending; a second
 //! signal cuts it short), then the listener closes and in-flight requests finish.
+//!
+//! Connections are served by `serve::listen` (header, idle and connection limits) rather
+//! than `axum::serve`.
 
 use std::time::Duration;
 
@@ -15,14 +18,44 @@ use crate::live::ReloadKind;
 use crate::pipeline::compose::{build_core, ServiceSettings};
 use crate::pipeline::PipelineOptions;
 
-pub async fn run(settings: ServiceSettings) -> anyhow::Result<()> {
+/// Settings of the HTTP edge itself, beside the core's `ServiceSettings`: what slow, greedy
+/// or unknown clients may do.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    pub connections: super::listen::ConnLimits,
+    pub timeouts: super::deadline::RequestTimeouts,
+    /// `None`: the routing endpoints are open.
+    pub client_tokens: Option<super::callers::ClientTokens>,
+    /// `None`: a random key for this process (logged).
+    pub decision_key: Option<super::feedback_sig::DecisionSigner>,
+    pub feedback_rate: f64,
+    pub feedback_burst: u32,
+}
+
+pub async fn run(settings: ServiceSettings, edge: EdgeSettings) -> anyhow::Result<()> {
     let metrics = super::metrics::install();
     let admin_token = settings.admin_secret.as_deref().and_then(AdminToken::new);
     let decision_log = super::decision_log::DecisionLog::open(&settings.decision_log)
         .context("opening the decision log")?;
     let state = AppState::starting(settings.limits, Some(metrics))
         .with_admin_token(admin_token.clone())
-        .with_decision_log(decision_log);
+        .with_decision_log(decision_log)
+        .with_timeouts(edge.timeouts)
+        .with_client_tokens(edge.client_tokens.clone())
+        .with_feedback_limiter(super::callers::RateLimiter::new(
+            edge.feedback_rate,
+            edge.feedback_burst,
+        ));
+    let state = match edge.decision_key.clone() {
+        Some(signer) => state.with_signer(signer),
+        None => {
+            tracing::warn!("no --decision-key: decisions are signed with a random key of this process; feedback is refused by other replicas and after a restart (give every replica the same key file)");
+            state
+        }
+    };
+    if edge.client_tokens.is_none() {
+        tracing::info!("routing endpoints are open (set --client-tokens to require client tokens)");
+    }
     if admin_token.is_none() {
         tracing::info!("admin endpoints are off (set ROUTER_ADMIN_TOKEN or --admin-token-file to turn them on)");
     }
@@ -81,10 +114,14 @@ pub async fn run(settings: ServiceSettings) -> anyhow::Result<()> {
     });
 
     let app = build_app(state.clone());
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(state, settings.drain));
+    let server = super::listen::serve(
+        listener,
+        app,
+        edge.connections,
+        shutdown_signal(state, settings.drain),
+    );
     tokio::select! {
-        result = server => result.context("serving HTTP")?,
+        () = server => {},
         Ok(error) = startup_failed => return Err(error.context("starting the router")),
     }
     tracing::info!("shut down cleanly");
@@ -93,7 +130,7 @@ pub async fn run(settings: ServiceSettings) -> anyhow::Result<()> {
 
 /// Resolves when the server should stop accepting: the first SIGINT or SIGTERM turns `/ready`
 /// to 503 "draining", then requests are still served for `drain` (or until a second signal).
-/// axum then closes the listener and waits for in-flight requests before `serve` returns.
+/// `listen::serve` then closes the listener and waits for in-flight requests before it returns.
 async fn shutdown_signal(state: AppState, drain: Duration) {
     let mut signals = ShutdownSignals::listen();
     signals.next().await;

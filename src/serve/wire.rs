@@ -169,6 +169,10 @@ impl ClassifyRequest {
                 capabilities,
                 metadata: self.metadata.unwrap_or_default(),
                 routing_key,
+                utc_seconds: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs()),
             },
             other_text_bytes,
             earlier,

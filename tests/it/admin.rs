@@ -282,7 +282,8 @@ async fn feedback_opens_a_breaker_and_decisions_skip_the_open_target() {
             &app,
             post_json(
                 "/feedback",
-                &json!({"target": primary, "outcome": "server_error", "latency_ms": 900}),
+                &json!({"target": primary, "outcome": "server_error", "latency_ms": 900,
+                    "decision_id": before["decision_id"], "feedback_token": before["feedback_tokens"][&primary]}),
             ),
         )
         .await;

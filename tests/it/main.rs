@@ -9,6 +9,7 @@
 mod accuracy;
 mod admin;
 mod binary;
+mod callers;
 mod common;
 mod config_map;
 mod conversations;
@@ -22,4 +23,5 @@ mod policy_file;
 mod reload;
 mod serving;
 mod shared_store;
+mod slow_clients;
 mod tenants;

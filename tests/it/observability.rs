@@ -93,7 +93,8 @@ async fn metrics_name_each_series_with_its_labels() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let target = first["target"]["name"].as_str().unwrap().to_owned();
     for _ in 0..10 {
-        let feedback = json!({"target": target, "outcome": "server_error", "latency_ms": 900});
+        let feedback = json!({"target": target, "outcome": "server_error", "latency_ms": 900,
+            "decision_id": first["decision_id"], "feedback_token": first["feedback_tokens"][&target]});
         let (status, _, _) = send(&app, post_json("/feedback", &feedback)).await;
         assert_eq!(status, StatusCode::OK);
     }
@@ -270,4 +271,60 @@ async fn a_decision_log_line_has_ids_and_timings_and_no_prompt_unless_asked() {
     assert_eq!(prompt.chars().count(), PROMPT_CHARS);
     assert!(long.starts_with(prompt));
     assert!(lines[0]["request_id"].is_null());
+}
+
+#[tokio::test]
+async fn drills_name_the_first_fallback_and_show_in_metrics_and_the_decision_log() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let policy = dir.join("policy.toml");
+    let shipped = std::fs::read_to_string(common::policy_path()).unwrap();
+    // The shipped file's commented example, turned on for every code decision.
+    let drilled = shipped.replace(
+        "# drill = { percent = 1.0, window_utc = \"02:00-04:00\" }",
+        "drill = { percent = 100.0 }",
+    );
+    assert_ne!(
+        drilled, shipped,
+        "the shipped policy documents a drill example"
+    );
+    std::fs::write(&policy, drilled).unwrap();
+    let sink = Sink::default();
+    let settings = DecisionLogSettings {
+        destination: DecisionLogDestination::Off,
+        sample: 1.0,
+        log_prompts: false,
+    };
+    let log = DecisionLog::with_writer(sink.clone(), &settings, 64).unwrap();
+    let state = AppState::starting(Limits::default(), Some(recorder())).with_decision_log(log);
+    state.set_core(common::core_with_policy(&dir, &policy));
+    let app = build_app(state);
+
+    let request = json!({"prompt": "Write a Python function that merges two sorted lists", "request_id": "drill-1"});
+    let (status, _, d) = send(&app, post_json("/classify", &request)).await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["bucket"], "code");
+    assert_eq!(d["target"]["name"], "frontier-a", "{d}");
+    assert_eq!(d["fallbacks"][0]["name"], "mid-a");
+    assert_eq!(d["drill"]["primary"], "mid-a");
+    let drill_reason = |reasons: &Value| {
+        reasons
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("drill: "))
+    };
+    assert!(drill_reason(&d["reasons"]), "{d}");
+    assert!(d["feedback_tokens"]["frontier-a"].is_string());
+
+    let (_, lines) = sink.lines(1).await;
+    assert_eq!(lines[0]["target"], "frontier-a");
+    assert!(drill_reason(&lines[0]["reasons"]), "{}", lines[0]);
+    let (_, _, scrape) = send(&app, get("/metrics")).await;
+    let scrape = scrape.as_str().unwrap().to_owned();
+    let drills = series(
+        &scrape,
+        "router_drills_total",
+        &[("bucket", "code"), ("target", "frontier-a")],
+    );
+    assert!(drills.is_some_and(|n| n >= 1.0), "{scrape}");
 }

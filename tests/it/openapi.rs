@@ -303,7 +303,8 @@ async fn real_answers_conform_to_the_documented_schemas() {
         &app,
         post_json(
             "/feedback",
-            &json!({"target": target, "outcome": "timeout", "latency_ms": 10}),
+            &json!({"target": target, "outcome": "timeout", "latency_ms": 10,
+                "decision_id": decision["decision_id"], "feedback_token": decision["feedback_tokens"][target]}),
         ),
     )
     .await;

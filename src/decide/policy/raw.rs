@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::validated::{Trigger, WhenUncertain};
 use crate::decide::breaker::WhenAllOpen;
 use crate::decide::catalogue::RawTarget;
+use crate::decide::drill::RawDrill;
 use crate::decide::rules::RawRule;
 use crate::types::ScorerKind;
 
@@ -32,6 +33,9 @@ pub(super) struct RawPolicy {
     pub buckets: BTreeMap<String, RawBucket>,
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// Fallback drills of every bucket that does not set its own.
+    #[serde(default)]
+    pub drill: Option<RawDrill>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +84,9 @@ pub(super) struct RawBucket {
     /// A target that gets a mirrored copy of the traffic, for offline evaluation.
     #[serde(default)]
     pub shadow: Option<String>,
+    /// This bucket's fallback drills (wins over the top-level `drill`).
+    #[serde(default)]
+    pub drill: Option<RawDrill>,
 }
 
 #[derive(Debug, Deserialize)]

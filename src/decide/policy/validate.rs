@@ -16,6 +16,7 @@ use super::validated::{
 use crate::decide::breaker::HealthConfig;
 use crate::decide::canary::CanarySpec;
 use crate::decide::catalogue::{validate_target, Latency, RawTarget, Target};
+use crate::decide::drill::{validate_drill, DrillSpec};
 use crate::decide::error::{FieldError, PolicyError};
 use crate::decide::rules::{validate_rules, Names};
 use crate::types::{BucketId, ScorerKind};
@@ -59,9 +60,16 @@ fn validate_policy(raw: RawPolicy) -> Result<Policy, FieldError> {
         Some(h) => validate_health(h).map_err(|e| e.within("health"))?,
         None => HealthConfig::default(),
     };
+    let drill = raw
+        .drill
+        .as_ref()
+        .map(validate_drill)
+        .transpose()
+        .map_err(|e| e.within("drill"))?;
     let defaults = BucketDefaults {
         min_confidence: matching.min_confidence,
         escalation: &escalation,
+        drill,
     };
     let mut buckets = BTreeMap::new();
     for (name, b) in &raw.buckets {
@@ -211,6 +219,7 @@ fn validate_health(raw: &RawHealth) -> Result<HealthConfig, FieldError> {
 struct BucketDefaults<'a> {
     min_confidence: Threshold,
     escalation: &'a Escalation,
+    drill: Option<DrillSpec>,
 }
 
 /// One `[buckets.NAME]`: its targets, canary, shadow, threshold and escalation.
@@ -240,6 +249,10 @@ fn validate_bucket(
             Some(target)
         }
     };
+    let drill = match &b.drill {
+        Some(d) => Some(validate_drill(d).map_err(|e| e.within("drill"))?),
+        None => defaults.drill,
+    };
     let min_confidence = match &b.min_confidence {
         Some(c) => validate_threshold(c, "min_confidence")?,
         None => defaults.min_confidence,
@@ -255,6 +268,7 @@ fn validate_bucket(
         escalation,
         canary,
         shadow,
+        drill,
     })
 }
 

@@ -59,6 +59,8 @@ pub struct BucketPolicy {
     pub canary: Option<CanarySpec>,
     /// Never one of the bucket's targets or its canary.
     pub shadow: Option<Arc<Target>>,
+    /// Fallback drills: the bucket's own `drill`, else the top-level one.
+    pub drill: Option<crate::decide::drill::DrillSpec>,
 }
 
 /// The confidence below which a bucket is not trusted (the default bucket serves).
