@@ -11,9 +11,13 @@
 //! - `report`: accuracy, macro-F1, per-bucket metrics, confusion, ECE, coverage, latency.
 //! - `oos`: out-of-scope AUROC, and recall at the target precision and fitted threshold.
 //!
+//! - `decisions`: what recent decisions did (shares, abstentions, spend), for `router report`
+//!   and `GET /admin/stats`.
+//!
 //! `report` and `oos` are pure functions over verdicts: they never see an embedding.
 
 pub mod conversations;
+pub mod decisions;
 mod judge;
 mod oos;
 mod report;

@@ -63,6 +63,7 @@ async fn run_blocking<T: Send + 'static>(
 /// Counts the decision and queues its decision-log line (never waits for the writer).
 fn log_decision(state: &AppState, core: &Core, served: &Served, note: RequestNote) {
     super::metrics::record_decision(&served.decision);
+    state.recent.record(&served.decision);
     state
         .decision_log
         .record(&served.decision, note, served.cache, &core.info.model);

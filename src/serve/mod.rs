@@ -13,7 +13,9 @@ pub mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod run;
+pub mod stats;
 pub mod status;
+pub mod ui;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +48,8 @@ pub struct AppState {
     build_info: Arc<Mutex<Option<metrics::BuildLabels>>>,
     admin_token: Option<auth::AdminToken>,
     decision_log: decision_log::DecisionLog,
+    /// The newest decisions, for `/admin/stats` and the operators' page.
+    recent: stats::RecentDecisions,
 }
 
 impl AppState {
@@ -64,6 +68,7 @@ impl AppState {
             build_info: Arc::new(Mutex::new(None)),
             admin_token: None,
             decision_log: decision_log::DecisionLog::off(),
+            recent: stats::RecentDecisions::default(),
         }
     }
 
@@ -164,6 +169,7 @@ routes! {
         post "/admin/rebuild" => admin::rebuild,
         post "/admin/fit" => admin::fit,
         get "/admin/uncertain" => admin::uncertain,
+        get "/admin/stats" => stats::stats,
     }
     public {
         post "/classify" => handlers::classify,
@@ -176,6 +182,8 @@ routes! {
         get "/info" => status::info,
         get "/metrics" => status::metrics,
         get "/openapi.json" => openapi::openapi_json,
+        get "/ui" => ui::page,
+        get "/" => ui::root,
     }
 }
 

@@ -21,3 +21,4 @@ mod openapi;
 mod policy_file;
 mod reload;
 mod serving;
+mod ui;
