@@ -18,6 +18,7 @@
 
 pub mod conversations;
 pub mod decisions;
+pub mod figures;
 mod judge;
 mod oos;
 mod report;
@@ -31,7 +32,9 @@ use crate::scoring::FitOptions;
 use crate::types::ScorerKind;
 
 pub use oos::{OosPoint, OosReport};
-pub use report::{score, BucketMetrics, CoveragePoint, EvalReport, Percentiles};
+pub use report::{
+    reliability_bins, score, BucketMetrics, CoveragePoint, EvalReport, Percentiles, ReliabilityBin,
+};
 pub use routing_cost::{routing_cost, RoutingCost};
 pub use run::{cross_validate, evaluate, evaluate_embedded};
 

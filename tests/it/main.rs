@@ -20,5 +20,6 @@ mod observability;
 mod openapi;
 mod policy_file;
 mod reload;
+mod reports;
 mod serving;
 mod ui;
