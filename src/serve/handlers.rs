@@ -8,13 +8,14 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 
 use super::answers::{BatchAnswer, BatchItem, EmbedAnswer, EmbedBatchAnswer, FeedbackAnswer};
 use super::decision_log::RequestNote;
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::trace::RequestTrace;
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
 use super::Core;
@@ -69,6 +70,16 @@ fn log_decision(state: &AppState, core: &Core, served: &Served, note: RequestNot
         .record(&served.decision, note, served.cache, &core.info.model);
 }
 
+/// A request without `request_id` in its body takes the caller's `x-request-id` (never a
+/// made-up one: the decision then says it has none).
+fn take_request_id(input: &mut ClassifyInput, trace: Option<&RequestTrace>) {
+    if input.request_id.is_none() {
+        input.request_id = trace
+            .filter(|t| t.request_id_given)
+            .map(|t| t.request_id.clone());
+    }
+}
+
 /// `x-router-cache: hit | miss`: whether the decision's retrieval came from the cache.
 const CACHE_HEADER: &str = "x-router-cache";
 
@@ -83,11 +94,14 @@ const CACHE_HEADER: &str = "x-router-cache";
         (status = 500, description = "internal", body = ErrorBody)))]
 pub async fn classify(
     State(state): State<AppState>,
+    trace: Option<Extension<RequestTrace>>,
     ApiJson(request): ApiJson<ClassifyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let core = state.core()?;
-    let input = request.into_input()?;
-    let note = state.decision_log.note(&input);
+    let mut input = request.into_input()?;
+    let trace = trace.map(|Extension(t)| t);
+    take_request_id(&mut input, trace.as_ref());
+    let note = state.decision_log.note(&input, trace.as_ref());
     let snapshot = core.live.snapshot();
     let admitted_at = OnceLock::new();
     let served = core
@@ -115,8 +129,10 @@ pub async fn classify(
         (status = 500, description = "internal", body = ErrorBody)))]
 pub async fn classify_batch(
     State(state): State<AppState>,
+    trace: Option<Extension<RequestTrace>>,
     ApiJson(batch): ApiJson<ClassifyBatchRequest>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
+    let trace = trace.map(|Extension(t)| t);
     let core = state.core()?;
     check_batch_size(batch.requests.len(), state.limits.max_batch)?;
     let inputs = batch
@@ -128,7 +144,10 @@ pub async fn classify_batch(
                 .map_err(|e| ApiError::InvalidRequest(format!("requests[{i}]: {e}")))
         })
         .collect::<Result<Vec<ClassifyInput>, _>>()?;
-    let notes: Vec<RequestNote> = inputs.iter().map(|i| state.decision_log.note(i)).collect();
+    let notes: Vec<RequestNote> = inputs
+        .iter()
+        .map(|i| state.decision_log.note(i, trace.as_ref()))
+        .collect();
     let snapshot = core.live.snapshot();
     let admitted_at = OnceLock::new();
     let results = core

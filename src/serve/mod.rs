@@ -12,9 +12,12 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod run;
 pub mod stats;
 pub mod status;
+pub mod trace;
 pub mod ui;
 pub mod wire;
 
@@ -199,6 +202,7 @@ pub fn build_app(state: AppState) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn(count_requests))
+        .layer(middleware::from_fn(trace::trace_request))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(log_failure))
