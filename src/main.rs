@@ -1,5 +1,6 @@
-//! The `router` binary: parse flags, set up logging, run the command. `router serve` goes to
-//! the HTTP edge, every other command to the command-line edge.
+//! The `router` binary: parse flags, set up logging (and trace export with the `otlp`
+//! feature), run the command. `router serve` goes to the HTTP edge, every other command to the
+//! command-line edge.
 
 use std::time::Duration;
 
@@ -11,21 +12,18 @@ use semantic_router::serve::deadline::RequestTimeouts;
 use semantic_router::serve::feedback_sig::DecisionSigner;
 use semantic_router::serve::listen::ConnLimits;
 use semantic_router::serve::EdgeSettings;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("ROUTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // ROUTER_LOG_FORMAT=json gives one JSON object per log line for log shippers.
-    if std::env::var("ROUTER_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    match cli.command {
+    let otlp_endpoint = match &cli.command {
+        Command::Serve(args) => args.otlp_endpoint.clone(),
+        Command::Offline(_) => None,
+    };
+    let exporter = init_logging(otlp_endpoint.as_deref())?;
+    let result = match cli.command {
         Command::Serve(args) => {
             let edge = edge_settings(&args.edge)?;
             let settings = args.into_settings()?;
@@ -35,6 +33,53 @@ fn main() -> anyhow::Result<()> {
                 .block_on(semantic_router::serve::run(settings, edge))
         }
         Command::Offline(command) => semantic_router::cli::run(command),
+    };
+    exporter.shutdown();
+    result
+}
+
+/// Human-readable logs on stderr, or one JSON object per line with `ROUTER_LOG_FORMAT=json`
+/// (for log shippers); `ROUTER_LOG` filters both, and the exported spans.
+fn init_logging(otlp_endpoint: Option<&str>) -> anyhow::Result<Exporter> {
+    let filter = EnvFilter::try_from_env("ROUTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if std::env::var("ROUTER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        fmt.json().boxed()
+    } else {
+        fmt.boxed()
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    match otlp_endpoint {
+        None => {
+            registry.init();
+            Ok(Exporter::default())
+        }
+        #[cfg(feature = "otlp")]
+        Some(endpoint) => {
+            let (layer, provider) = semantic_router::serve::otlp::layer(endpoint)?;
+            registry.with(layer).init();
+            tracing::info!(endpoint, "exporting trace spans over OTLP/HTTP");
+            Ok(Exporter(Some(provider)))
+        }
+        #[cfg(not(feature = "otlp"))]
+        Some(_) => anyhow::bail!(
+            "--otlp-endpoint needs a router built with `cargo build --release --features otlp`"
+        ),
+    }
+}
+
+/// The trace exporter to flush at exit (nothing without the `otlp` feature or the flag).
+#[derive(Default)]
+struct Exporter(#[cfg(feature = "otlp")] Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Exporter {
+    fn shutdown(self) {
+        #[cfg(feature = "otlp")]
+        if let Some(provider) = self.0 {
+            if let Err(e) = provider.shutdown() {
+                eprintln!("trace export did not flush: {e}");
+            }
+        }
     }
 }
 

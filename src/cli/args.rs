@@ -148,6 +148,11 @@ pub struct ServeArgs {
     /// Writes the routed text, cut to 200 characters, into the decision log (off: never).
     #[arg(long, env = "ROUTER_LOG_PROMPTS")]
     pub log_prompts: bool,
+    /// Export trace spans over OTLP/HTTP to this collector URL (e.g.
+    /// http://collector:4318/v1/traces); needs a build with `--features otlp`. Off: none.
+    /// Which spans go is ROUTER_LOG's filter (`debug` adds the stage spans).
+    #[arg(long, env = "ROUTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn parse_share(s: &str) -> Result<f64, String> {

@@ -1,9 +1,11 @@
-//! `router eval --train FILE (--test FILE | --cv K) [--compare] [--json]`, or
+//! `router eval --train FILE (--test FILE | --cv K) [--compare] [--json] [--report DIR]`, or
 //! `router eval --conversations FILE` (see `eval_conversations`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 
 use clap::Args;
 use serde_json::json;
@@ -67,6 +69,10 @@ pub struct EvalArgs {
     /// Write the report as JSON ({"accuracy", "macro_f1", "n", ...}).
     #[arg(long)]
     pub json: bool,
+    /// Also write, into this directory, report.json (what --json prints), confusion.svg,
+    /// reliability.svg and index.html showing them with the figures (the reported scorer).
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -125,7 +131,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         .filter_map(|r| routing_cost(&policy, &r.confusion).map(|c| (r.scorer, c)))
         .collect();
     let primary = &reports[0];
-    if args.json {
+    let json_report = || -> anyhow::Result<serde_json::Value> {
         let mut value = serde_json::to_value(primary)?;
         value["train_rows"] = json!(train.len());
         value["k"] = json!(args.k);
@@ -145,7 +151,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             .iter()
             .map(|r| (r.scorer.name(), r))
             .collect::<BTreeMap<_, _>>());
-        super::stdin_jsonl::write_line(&value.to_string())?;
+        Ok(value)
+    };
+    if let Some(dir) = &args.report {
+        write_report(dir, primary, &json_report()?)?;
+    }
+    if args.json {
+        super::stdin_jsonl::write_line(&json_report()?.to_string())?;
     } else {
         let mut text = String::new();
         for report in &reports {
@@ -160,6 +172,27 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         }
         super::stdin_jsonl::write_line(text.trim_end())?;
     }
+    Ok(())
+}
+
+/// `--report DIR`: the JSON, the two pictures and the page that shows them.
+fn write_report(dir: &Path, report: &EvalReport, json: &serde_json::Value) -> anyhow::Result<()> {
+    use crate::eval::figures::{confusion_svg, index_html, reliability_svg};
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = [
+        ("report.json", serde_json::to_string_pretty(json)?),
+        ("confusion.svg", confusion_svg(report)?),
+        ("reliability.svg", reliability_svg(report)?),
+        (
+            "index.html",
+            index_html(report, "confusion.svg", "reliability.svg"),
+        ),
+    ];
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+    }
+    tracing::info!(dir = %dir.display(), "report written (index.html, confusion.svg, reliability.svg, report.json)");
     Ok(())
 }
 

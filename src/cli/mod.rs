@@ -1,4 +1,4 @@
-//! The command line: `router serve | train | classify | embed | eval | fit | bench | model`.
+//! The command line: `router serve | train | classify | embed | eval | fit | bench | report | model`.
 //! Thin: each command parses flags, calls the library, prints. `serve` is parsed here into
 //! the library's `ServiceSettings`; the binary hands those to the HTTP edge, so this edge
 //! never imports the other.
@@ -11,6 +11,7 @@ mod eval;
 mod eval_conversations;
 mod fit;
 mod model;
+mod report;
 mod stdin_jsonl;
 mod train;
 
@@ -52,6 +53,8 @@ pub enum OfflineCommand {
     Bench(bench::BenchArgs),
     /// Measure HNSW recall@k against exact search, search latency and memory on real vectors.
     BenchIndex(bench_index::BenchIndexArgs),
+    /// Summarise a decision-log file: shares by bucket and target, abstentions, spend.
+    Report(report::ReportArgs),
     /// Fetch and verify the model files, or verify what is cached.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -67,6 +70,7 @@ pub fn run(command: OfflineCommand) -> anyhow::Result<()> {
         OfflineCommand::Fit(args) => fit::run(&args),
         OfflineCommand::Bench(args) => bench::run(&args),
         OfflineCommand::BenchIndex(args) => bench_index::run(&args),
+        OfflineCommand::Report(args) => report::run(&args),
         OfflineCommand::Model(command) => model::run(&command),
     }
 }

@@ -11,9 +11,14 @@
 //! - `report`: accuracy, macro-F1, per-bucket metrics, confusion, ECE, coverage, latency.
 //! - `oos`: out-of-scope AUROC, and recall at the target precision and fitted threshold.
 //!
+//! - `decisions`: what recent decisions did (shares, abstentions, spend), for `router report`
+//!   and `GET /admin/stats`.
+//!
 //! `report` and `oos` are pure functions over verdicts: they never see an embedding.
 
 pub mod conversations;
+pub mod decisions;
+pub mod figures;
 mod judge;
 mod oos;
 mod report;
@@ -27,7 +32,9 @@ use crate::scoring::FitOptions;
 use crate::types::ScorerKind;
 
 pub use oos::{OosPoint, OosReport};
-pub use report::{score, BucketMetrics, CoveragePoint, EvalReport, Percentiles};
+pub use report::{
+    reliability_bins, score, BucketMetrics, CoveragePoint, EvalReport, Percentiles, ReliabilityBin,
+};
 pub use routing_cost::{routing_cost, RoutingCost};
 pub use run::{cross_validate, evaluate, evaluate_embedded};
 

@@ -57,6 +57,19 @@ pub struct CoveragePoint {
     pub threshold: f32,
 }
 
+/// One bin of the reliability diagram: decisions whose confidence fell in `[lo, hi)`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ReliabilityBin {
+    pub lo: f64,
+    pub hi: f64,
+    pub count: usize,
+    pub mean_confidence: f64,
+    pub accuracy: f64,
+}
+
+/// Bins of the reliability diagram (`router eval --report`).
+pub const RELIABILITY_BINS: usize = 10;
+
 /// One scorer's results.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
@@ -72,6 +85,8 @@ pub struct EvalReport {
     pub ece: f64,
     /// Accuracy at 100 %, 90 %, ... 50 % coverage (most confident decisions kept).
     pub coverage: Vec<CoveragePoint>,
+    /// Accuracy against mean confidence in equal-width confidence bins (empty bins left out).
+    pub reliability: Vec<ReliabilityBin>,
     pub oos: Option<OosReport>,
     pub per_bucket: BTreeMap<String, BucketMetrics>,
     /// gold → predicted → count
@@ -112,8 +127,32 @@ fn report_for(kind: ScorerKind, outcomes: &[Outcome], target_precision: f64) -> 
         .collect();
     report.ece = expected_calibration_error(&calibration_points);
     report.coverage = coverage_curve(&calibration_points);
+    report.reliability = reliability_bins(&calibration_points, RELIABILITY_BINS);
     report.oos = oos_report(&in_scope, &out_of_scope, target_precision);
     report
+}
+
+/// (confidence, correct) points binned by confidence into `bins` equal-width bins.
+pub fn reliability_bins(points: &[(f32, bool)], bins: usize) -> Vec<ReliabilityBin> {
+    let bins = bins.max(1);
+    let mut sums = vec![(0f64, 0usize, 0usize); bins];
+    for &(conf, correct) in points {
+        let bin = ((f64::from(conf) * bins as f64) as usize).min(bins - 1);
+        sums[bin].0 += f64::from(conf);
+        sums[bin].1 += usize::from(correct);
+        sums[bin].2 += 1;
+    }
+    sums.into_iter()
+        .enumerate()
+        .filter(|(_, (_, _, n))| *n > 0)
+        .map(|(i, (conf, right, n))| ReliabilityBin {
+            lo: i as f64 / bins as f64,
+            hi: (i + 1) as f64 / bins as f64,
+            count: n,
+            mean_confidence: conf / n as f64,
+            accuracy: right as f64 / n as f64,
+        })
+        .collect()
 }
 
 /// Accuracy of the most confident 100 %, 90 %, ..., 50 % of in-scope decisions.
@@ -165,6 +204,7 @@ pub fn score(
         n_out_of_scope,
         ece: 0.0,
         coverage: Vec::new(),
+        reliability: Vec::new(),
         oos: None,
         per_bucket,
         confusion: confusion_table(pairs),
@@ -241,6 +281,18 @@ mod tests {
         let expected_f1 = (2.0 / 3.0 + 0.8) / 2.0;
         assert!((r.macro_f1 - expected_f1).abs() < 1e-12);
         assert_eq!(r.confusion["a"]["b"], 1);
+    }
+
+    #[test]
+    fn reliability_bins_hold_their_points() {
+        let points = [(0.05, false), (0.95, true), (0.91, false), (1.0, true)];
+        let bins = reliability_bins(&points, 10);
+        assert_eq!(bins.len(), 2);
+        assert_eq!((bins[0].lo, bins[0].count, bins[0].accuracy), (0.0, 1, 0.0));
+        let top = bins[1];
+        assert_eq!((top.lo, top.hi, top.count), (0.9, 1.0, 3));
+        assert!((top.accuracy - 2.0 / 3.0).abs() < 1e-12);
+        assert!((top.mean_confidence - (0.95 + 0.91 + 1.0) / 3.0).abs() < 1e-6);
     }
 
     #[test]

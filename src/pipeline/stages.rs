@@ -50,6 +50,8 @@ pub struct Stages {
 impl Stages {
     /// Embeds texts: a lone text takes the unpadded single path, several one padded pass.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedded>, PipelineError> {
+        // One forward pass may serve several requests (the batcher): no request parent here.
+        let _span = tracing::debug_span!("embed", texts = texts.len()).entered();
         Ok(match texts {
             [one] => vec![self.embedder.embed(one)?],
             many => self.embedder.embed_batch(many)?,
@@ -63,6 +65,7 @@ impl Stages {
         snapshot: &Snapshot,
         embedded: Embedded,
     ) -> Result<Retrieval, PipelineError> {
+        let _span = tracing::debug_span!("search").entered();
         let start = Instant::now();
         let neighbours = snapshot
             .bundle
@@ -87,6 +90,7 @@ impl Stages {
         start: Instant,
     ) -> Result<Decision, PipelineError> {
         let embedded = &current.embedded;
+        let score_span = tracing::debug_span!("score", turns = earlier.len() + 1).entered();
         let score_start = Instant::now();
         let scoring = &snapshot.bundle.scoring;
         let scorer = snapshot.policy.matching.scorer;
@@ -96,6 +100,8 @@ impl Stages {
         let earlier_scores: Vec<Option<BucketScores>> =
             earlier.iter().map(|e| score(&e.retrieval)).collect();
         let score_us = elapsed_micros(score_start);
+        drop(score_span);
+        let _decide_span = tracing::debug_span!("decide").entered();
         let conversation = ConversationInput {
             turns: earlier
                 .iter()

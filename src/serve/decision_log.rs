@@ -1,4 +1,4 @@
-//! The decision log: one JSON line per decision (ids, tenant, outcome, rules, conversation
+//! The decision log: one JSON line per decision (ids, trace ids, tenant, outcome, rules, conversation
 //! context, versions, timings, estimated cost), written off the request path.
 //!
 //! A request builds an owned [`Line`] and hands it to a bounded channel with `try_send`; one
@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::trace::RequestTrace;
 use crate::decide::{Decision, Timings};
 use crate::pipeline::compose::{DecisionLogDestination, DecisionLogSettings};
 use crate::pipeline::{CacheOutcome, ClassifyInput};
@@ -44,6 +45,9 @@ struct Inner {
 pub struct RequestNote {
     tenant: Option<String>,
     prompt: Option<String>,
+    /// W3C trace and span ids of the request (`serve::trace`).
+    trace_id: Option<String>,
+    span_id: Option<String>,
 }
 
 /// One decision-log line, as written.
@@ -52,6 +56,8 @@ struct Line {
     ts_ms: u64,
     decision_id: String,
     request_id: Option<String>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
     tenant: Option<String>,
     bucket: String,
     confidence: f32,
@@ -141,12 +147,14 @@ impl DecisionLog {
     }
 
     /// What to keep of `input` for its line; nothing when the log is off.
-    pub fn note(&self, input: &ClassifyInput) -> RequestNote {
+    pub fn note(&self, input: &ClassifyInput, trace: Option<&RequestTrace>) -> RequestNote {
         match &self.inner {
             None => RequestNote::default(),
             Some(inner) => RequestNote {
                 tenant: input.context.tenant.clone(),
                 prompt: inner.log_prompts.then(|| cut(&input.text, PROMPT_CHARS)),
+                trace_id: trace.map(|t| t.trace_id.clone()),
+                span_id: trace.map(|t| t.span_id.clone()),
             },
         }
     }
@@ -228,6 +236,8 @@ fn line(
         ts_ms,
         decision_id: decision.decision_id.clone(),
         request_id: decision.request_id.clone(),
+        trace_id: note.trace_id,
+        span_id: note.span_id,
         tenant: note.tenant,
         bucket: r.bucket.to_string(),
         confidence: r.confidence,

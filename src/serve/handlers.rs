@@ -8,12 +8,13 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::answers::{BatchAnswer, BatchItem, EmbedAnswer, EmbedBatchAnswer, SignedDecision};
 use super::decision_log::RequestNote;
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::trace::RequestTrace;
 use super::wire::{ClassifyBatchRequest, ClassifyRequest, EmbedRequest, EmbedResponse};
 use super::AppState;
 use super::Core;
@@ -61,9 +62,20 @@ async fn run_blocking<T: Send + 'static>(
 /// Counts the decision and queues its decision-log line (never waits for the writer).
 fn log_decision(state: &AppState, core: &Core, served: &Served, note: RequestNote) {
     super::metrics::record_decision(&served.decision);
+    state.recent.record(&served.decision);
     state
         .decision_log
         .record(&served.decision, note, served.cache, &core.info.model);
+}
+
+/// A request without `request_id` in its body takes the caller's `x-request-id` (never a
+/// made-up one: the decision then says it has none).
+fn take_request_id(input: &mut ClassifyInput, trace: Option<&RequestTrace>) {
+    if input.request_id.is_none() {
+        input.request_id = trace
+            .filter(|t| t.request_id_given)
+            .map(|t| t.request_id.clone());
+    }
 }
 
 /// `x-router-cache: hit | miss`: whether the decision's retrieval came from the cache.
@@ -83,11 +95,14 @@ const CACHE_HEADER: &str = "x-router-cache";
     security((), ("client_token" = [])))]
 pub async fn classify(
     State(state): State<AppState>,
+    trace: Option<Extension<RequestTrace>>,
     ApiJson(request): ApiJson<ClassifyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let core = state.core()?;
-    let input = request.into_input()?;
-    let note = state.decision_log.note(&input);
+    let mut input = request.into_input()?;
+    let trace = trace.map(|Extension(t)| t);
+    take_request_id(&mut input, trace.as_ref());
+    let note = state.decision_log.note(&input, trace.as_ref());
     let snapshot = core
         .live_for(input.context.tenant.as_deref())
         .map_err(ApiError::UnknownTenant)?
@@ -121,8 +136,10 @@ pub async fn classify(
     security((), ("client_token" = [])))]
 pub async fn classify_batch(
     State(state): State<AppState>,
+    trace: Option<Extension<RequestTrace>>,
     ApiJson(batch): ApiJson<ClassifyBatchRequest>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
+    let trace = trace.map(|Extension(t)| t);
     let core = state.core()?;
     check_batch_size(batch.requests.len(), state.limits.max_batch)?;
     let inputs = batch
@@ -134,7 +151,10 @@ pub async fn classify_batch(
                 .map_err(|e| ApiError::InvalidRequest(format!("requests[{i}]: {e}")))
         })
         .collect::<Result<Vec<ClassifyInput>, _>>()?;
-    let notes: Vec<RequestNote> = inputs.iter().map(|i| state.decision_log.note(i)).collect();
+    let notes: Vec<RequestNote> = inputs
+        .iter()
+        .map(|i| state.decision_log.note(i, trace.as_ref()))
+        .collect();
     // One snapshot serves the whole batch, so one tenant's namespace.
     let tenant = inputs.first().and_then(|i| i.context.tenant.clone());
     if let Some(i) = inputs.iter().position(|i| i.context.tenant != tenant) {

@@ -19,8 +19,13 @@ pub mod handlers;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod run;
+pub mod stats;
 pub mod status;
+pub mod trace;
+pub mod ui;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +64,8 @@ pub struct AppState {
     /// Signs decisions and verifies feedback about them.
     signer: feedback_sig::DecisionSigner,
     feedback_limiter: callers::RateLimiter,
+    /// The newest decisions, for `/admin/stats` and the operators' page.
+    recent: stats::RecentDecisions,
 }
 
 impl AppState {
@@ -84,6 +91,7 @@ impl AppState {
                 callers::DEFAULT_FEEDBACK_RATE,
                 callers::DEFAULT_FEEDBACK_BURST,
             ),
+            recent: stats::RecentDecisions::default(),
         }
     }
 
@@ -217,6 +225,7 @@ routes! {
         post "/admin/rebuild" => admin::rebuild,
         post "/admin/fit" => admin::fit,
         get "/admin/uncertain" => admin::uncertain,
+        get "/admin/stats" => stats::stats,
     }
     client {
         post "/classify" => handlers::classify,
@@ -231,6 +240,8 @@ routes! {
         get "/info" => status::info,
         get "/metrics" => status::metrics,
         get "/openapi.json" => openapi::openapi_json,
+        get "/ui" => ui::page,
+        get "/" => ui::root,
     }
 }
 
@@ -256,6 +267,7 @@ pub fn build_app(state: AppState) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn(count_requests))
+        .layer(middleware::from_fn(trace::trace_request))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{admin, handlers, status};
+use super::{admin, handlers, stats, status, ui};
 
 /// The errors every admin endpoint can answer, besides its own.
 #[derive(Debug, IntoResponses)]
@@ -64,14 +64,17 @@ impl Modify for AdminToken {
         admin::rebuild,
         admin::fit,
         admin::uncertain,
+        stats::stats,
         openapi_json,
+        ui::page,
+        ui::root,
     ),
     components(schemas(ErrorBody)),
     modifiers(&AdminToken),
     tags(
         (name = "routing", description = "Classify, embed, report outcomes"),
-        (name = "operations", description = "Health, readiness, information, metrics, this document"),
-        (name = "admin", description = "Archetypes, reload, rebuild, fit, uncertain decisions (admin token)")
+        (name = "operations", description = "Health, readiness, information, metrics, this document, the operators' page"),
+        (name = "admin", description = "Archetypes, reload, rebuild, fit, uncertain decisions, decision statistics (admin token)")
     )
 )]
 pub struct ApiDoc;

@@ -328,3 +328,54 @@ async fn drills_name_the_first_fallback_and_show_in_metrics_and_the_decision_log
     );
     assert!(drills.is_some_and(|n| n >= 1.0), "{scrape}");
 }
+
+#[tokio::test]
+async fn request_and_trace_ids_are_taken_echoed_and_logged() {
+    let (app, sink) = logged_app(false);
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut request = post_json("/classify", &json!({"prompt": "hello there, how are you?"}));
+    let headers = request.headers_mut();
+    headers.insert("x-request-id", "req-hdr-7".parse().unwrap());
+    headers.insert("traceparent", parent.parse().unwrap());
+    let (status, headers, decision) = send(&app, request).await;
+    assert_eq!(status, StatusCode::OK, "{decision}");
+    assert_eq!(headers["x-request-id"], "req-hdr-7");
+    assert_eq!(
+        decision["request_id"], "req-hdr-7",
+        "the header id when the body has none"
+    );
+    let answered = headers["traceparent"].to_str().unwrap().to_owned();
+    let parts: Vec<&str> = answered.split('-').collect();
+    assert_eq!(
+        (parts[0], parts[1], parts[3]),
+        ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01")
+    );
+    assert!(
+        parts[2].len() == 16 && parts[2] != "00f067aa0ba902b7",
+        "{answered}"
+    );
+    let (_, lines) = sink.lines(1).await;
+    assert_eq!(lines[0]["request_id"], "req-hdr-7");
+    assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(lines[0]["span_id"], parts[2]);
+
+    // Without them (or with malformed ones) the router makes both up, and says so.
+    let mut request = post_json("/classify", &json!({"prompt": "hello again"}));
+    request
+        .headers_mut()
+        .insert("traceparent", "not-a-trace".parse().unwrap());
+    let (_, headers, decision) = send(&app, request).await;
+    assert_eq!(headers["x-request-id"].len(), 26, "a ULID");
+    assert!(
+        decision.get("request_id").is_none(),
+        "a made-up id is not the caller's"
+    );
+    assert_ne!(
+        &headers["traceparent"].to_str().unwrap()[3..35],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    // Every route answers with them, errors included.
+    let (status, headers, _) = send(&app, get("/no-such-route")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(headers.contains_key("x-request-id") && headers.contains_key("traceparent"));
+}

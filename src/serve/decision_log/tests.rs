@@ -16,6 +16,8 @@ fn a_line(id: &str) -> Line {
         ts_ms: 0,
         decision_id: id.to_owned(),
         request_id: None,
+        trace_id: None,
+        span_id: None,
         tenant: None,
         bucket: "simple".into(),
         confidence: 0.9,
@@ -138,6 +140,6 @@ fn off_records_nothing() {
     let log = DecisionLog::off();
     assert!(!log.is_on());
     assert_eq!(log.dropped(), 0);
-    let note = log.note(&ClassifyInput::prompt("secret"));
+    let note = log.note(&ClassifyInput::prompt("secret"), None);
     assert!(note.prompt.is_none() && note.tenant.is_none());
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 /// The admin token of `admin_app`.
-const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// The app over `core` with `limits`; admin endpoints are off (no token is set).
 pub fn app_for(core: Core, limits: Limits) -> Router {

@@ -16,6 +16,7 @@ use semantic_router::pipeline::PipelineOptions;
 use semantic_router::store::ArchetypeStore;
 use semantic_router::store::{ExampleSet, Strictness};
 
+pub mod chromium;
 pub mod http;
 pub mod postgres;
 pub mod process;
