@@ -108,6 +108,10 @@ fn refuse(stream: &TcpStream) {
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
+    // Read what the client already sent: a socket closed with unread bytes makes the kernel
+    // send a reset, which can destroy the 503 before the client reads it.
+    let mut unread = [0u8; 8192];
+    let _ = stream.try_read(&mut unread);
     let _ = stream.try_write(response.as_bytes());
 }
 

@@ -66,12 +66,15 @@ async fn exchange(addr: SocketAddr, raw: &str) -> (u16, Value) {
     read_response(&mut stream).await
 }
 
+/// A reset (a refused connection closed before its request was read) reads as status 0.
 async fn read_response(stream: &mut TcpStream) -> (u16, Value) {
     let mut response = Vec::new();
-    tokio::time::timeout(SLACK, stream.read_to_end(&mut response))
+    let read = tokio::time::timeout(SLACK, stream.read_to_end(&mut response))
         .await
-        .expect("an answer in time")
-        .unwrap();
+        .expect("an answer in time");
+    if read.is_err() && response.is_empty() {
+        return (0, Value::Null);
+    }
     parse(&response)
 }
 

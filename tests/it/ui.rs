@@ -60,6 +60,8 @@ fn the_page_shows_live_decisions_and_labels_an_uncertain_item() {
     rt.spawn(axum::serve(listener, app.clone()).into_future());
 
     let (mut buckets, mut targets) = (BTreeMap::new(), BTreeMap::new());
+    // A decision that named mid-a: feedback about mid-a must carry its signed token.
+    let mut named_mid_a: Option<(Value, Value)> = None;
     for prompt in PROMPTS {
         let (status, _, d) = rt.block_on(send(
             &app,
@@ -72,15 +74,22 @@ fn the_page_shows_live_decisions_and_labels_an_uncertain_item() {
         *targets
             .entry(d["target"]["name"].as_str().unwrap().to_owned())
             .or_insert(0) += 1;
+        if named_mid_a.is_none() && d["feedback_tokens"]["mid-a"].is_string() {
+            named_mid_a = Some((
+                d["decision_id"].clone(),
+                d["feedback_tokens"]["mid-a"].clone(),
+            ));
+        }
     }
-    let (status, _, _) = rt.block_on(send(
+    let (decision_id, token) = named_mid_a.expect("a decision names mid-a");
+    let (status, _, answer) = rt.block_on(send(
         &app,
         post_json(
             "/feedback",
-            &json!({"target": "mid-a", "outcome": "timeout"}),
+            &json!({"target": "mid-a", "outcome": "timeout", "decision_id": decision_id, "feedback_token": token}),
         ),
     ));
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{answer}");
 
     let page = browser.open(&format!("http://{addr}/ui"));
     browser.wait_for(
