@@ -165,10 +165,10 @@ pub fn archetypes(data: &[u8]) {
     let mut set = strict;
     for line in text.lines() {
         match serde_json::from_str::<JournalEntry>(line) {
-            Ok(JournalEntry::Add { id, bucket, text }) => {
+            Ok(JournalEntry::Add { id, bucket, text, .. }) => {
                 let _ = set.insert(Some(&id), &bucket, &text, Strictness::Archetypes);
             }
-            Ok(JournalEntry::Delete { id }) => {
+            Ok(JournalEntry::Delete { id, .. }) => {
                 let id = ArchetypeId::new(&id);
                 if let Some(removed) = set.remove(&id) {
                     assert!(set.get(&id).is_none(), "a removed id is gone");
