@@ -12,12 +12,14 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{LiveState, Tenant, Tenants, Versions};
+use super::{LiveState, Tenants, Versions};
 use crate::embed::Embedder;
 use crate::index::HnswParams;
 use crate::pipeline::indexer::rebuild_index_fitted;
 use crate::scoring::{FitOptions, FitReport};
 use crate::store::ArchetypeStore;
+
+mod tenant_rebuild;
 
 /// What a successful reload did.
 #[derive(Debug, Clone, Serialize)]
@@ -271,46 +273,6 @@ impl Reloader {
             }
         }
         outcome
-    }
-
-    /// A tenant's index: the shared bundle itself when the tenant adds nothing to it, else
-    /// its own, re-embedding only texts its current index lacks.
-    fn rebuild_tenant(&self, tenant: &Tenant, refit: bool) -> Result<(), ReloadFailure> {
-        let failed = |e: &dyn std::fmt::Display| ReloadFailure::Rebuild(e.to_string());
-        let examples =
-            lock(&self.store).effective(Some(&tenant.config.name), tenant.config.replace);
-        let sha = examples.content_sha256();
-        let current = tenant.live.snapshot();
-        if !refit && current.bundle.manifest().examples_sha256 == sha {
-            return Ok(());
-        }
-        let shared = self.live.snapshot();
-        if !refit && shared.bundle.manifest().examples_sha256 == sha {
-            tenant
-                .live
-                .swap_bundle(Arc::clone(&shared.bundle))
-                .map_err(|e| failed(&e))?;
-            return Ok(());
-        }
-        let fit = lock(&self.fit).clone();
-        let (mut index, _) = rebuild_index_fitted(
-            &examples,
-            self.embedder.as_ref(),
-            self.hnsw,
-            Some(&current.bundle),
-            &fit,
-            &|_, _| {},
-        )
-        .map_err(|e| failed(&e))?;
-        tenant.live.check_bundle(&index).map_err(|e| failed(&e))?;
-        if let Err(e) = index.save(&tenant.bundle_dir) {
-            tracing::warn!(tenant = tenant.config.name, error = %e, "the rebuilt tenant index is served but could not be saved");
-        }
-        tenant
-            .live
-            .swap_bundle(Arc::new(index))
-            .map_err(|e| failed(&e))?;
-        Ok(())
     }
 
     fn rebuild_shared(&self, refit: bool) -> Outcome {
