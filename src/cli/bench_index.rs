@@ -86,8 +86,28 @@ pub fn run(args: &BenchIndexArgs) -> anyhow::Result<()> {
                         ..HnswParams::default()
                     };
                     let started = Instant::now();
-                    let index = UsearchIndex::build(dims, params, &entries)?;
+                    // The graph walk is what these rows measure; exact search gets its own row.
+                    let mut index = UsearchIndex::build(
+                        dims,
+                        HnswParams {
+                            exact_search_up_to: 0,
+                            ..params
+                        },
+                        &entries,
+                    )?;
                     let build_s = started.elapsed().as_secs_f64();
+                    index.set_exact_search_up_to(usize::MAX);
+                    let p = latencies(&index, &queries, args.k, args.passes)?;
+                    let recall = recall_at_k(&index, &exact, &queries, args.k)?;
+                    report(
+                        args,
+                        &json!({
+                            "size": n, "search": "usearch-exact", "quantization": quantization,
+                            "recall_at_k": recall, "k": args.k, "passes": args.passes,
+                            "p50_us": p.p50, "p99_us": p.p99, "max_us": p.max,
+                        }),
+                    )?;
+                    index.set_exact_search_up_to(0);
                     for &expansion_search in &args.expansion_search {
                         index.set_expansion_search(expansion_search);
                         let p = latencies(&index, &queries, args.k, args.passes)?;

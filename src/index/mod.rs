@@ -1,7 +1,8 @@
 //! Stage 2: [`Embedding`] → nearest archetypes. Read-only at query time.
 //!
-//! Two implementations of [`VectorSearch`]: [`UsearchIndex`] (HNSW, what serves) and
-//! [`ExactIndex`] (brute force, the oracle tests measure recall against). An
+//! Two implementations of [`VectorSearch`]: [`UsearchIndex`] (what serves: usearch's HNSW
+//! graph, or its exhaustive search over the same vectors for small indexes) and
+//! [`ExactIndex`] (brute force in f32, the oracle tests measure recall against). An
 //! [`ArchetypeIndex`] joins the HNSW structure with the key → archetype table that turns hits
 //! into `Neighbour`s. Imports only `types`: the bundle that pairs an index with its scoring
 //! model is assembled in `pipeline::bundle`.
@@ -15,7 +16,7 @@ use crate::types::Embedding;
 
 pub use archetype_index::{ArchetypeIndex, IndexEntry, IndexKey};
 pub use exact::ExactIndex;
-pub use usearch_index::{HnswParams, Quantization, UsearchIndex};
+pub use usearch_index::{HnswParams, Metric, Quantization, UsearchIndex};
 
 /// One search hit: the archetype's key and its cosine similarity to the query.
 #[derive(Debug, Clone, Copy, PartialEq)]

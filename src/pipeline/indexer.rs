@@ -192,8 +192,15 @@ pub fn load_or_build(
     let mut previous = None;
     if bundle_exists(bundle_dir) {
         match Bundle::load(bundle_dir, embedder.fingerprint()) {
-            Ok(index) if index.manifest().examples_sha256 == examples.content_sha256() => {
+            Ok(index)
+                if index.manifest().examples_sha256 == examples.content_sha256()
+                    && index.manifest().hnsw.builds_like(&hnsw) =>
+            {
                 return Ok((index, IndexOrigin::Loaded));
+            }
+            Ok(index) if index.manifest().examples_sha256 == examples.content_sha256() => {
+                tracing::info!(dir = %bundle_dir.display(), "index settings changed since the bundle was built; rebuilding from its vectors");
+                previous = Some(index);
             }
             Ok(index) => {
                 tracing::info!(dir = %bundle_dir.display(), "archetypes changed since the bundle was built; rebuilding");
