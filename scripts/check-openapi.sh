@@ -36,6 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Created here, not by the background redirection: the first poll may run before the child's.
+: >"$work/log"
 ROUTER_LOG=warn,semantic_router::serve::run=info \
   "$router" serve --addr 127.0.0.1:0 --data-dir "$work/data" 2>"$work/log" &
 pid=$!

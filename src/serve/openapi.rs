@@ -40,6 +40,70 @@ impl Modify for AdminToken {
     }
 }
 
+/// `x-request-id` and `traceparent`: every route takes them (the trace middleware runs on all)
+/// and every answer echoes them (`serve::trace`), so they are declared once for each path.
+struct TraceHeaders;
+
+impl Modify for TraceHeaders {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{HeaderBuilder, ObjectBuilder, RefOr, Required, Type};
+        let string = || ObjectBuilder::new().schema_type(Type::String).build();
+        let headers = [
+            (
+                super::trace::REQUEST_ID_HEADER,
+                "The caller's request id (at most 128 visible ASCII characters), written to the \
+                 decision log and taken as the decision's `request_id` when the body has none; \
+                 without one (or with an invalid one) the server makes one up.",
+                "The request id: the caller's, or the one the server made up.",
+            ),
+            (
+                super::trace::TRACEPARENT_HEADER,
+                "W3C Trace Context: a valid one makes this request's span a child of the \
+                 caller's (exported over OTLP when `--otlp-endpoint` is set).",
+                "The same trace with this server's span as the parent id.",
+            ),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let parameters = item.parameters.get_or_insert_with(Vec::new);
+            for (name, request, _) in headers {
+                parameters.push(RefOr::T(
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Header)
+                        .required(Required::False)
+                        .description(Some(request))
+                        .schema(Some(string()))
+                        .build(),
+                ));
+            }
+            let operations: [&mut Option<Operation>; 4] = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        for (name, _, answer) in headers {
+                            response.headers.insert(
+                                name.to_owned(),
+                                RefOr::T(
+                                    HeaderBuilder::new()
+                                        .schema(Some(string()))
+                                        .description(Some(answer))
+                                        .build(),
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -70,7 +134,7 @@ impl Modify for AdminToken {
         ui::root,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&AdminToken),
+    modifiers(&AdminToken, &TraceHeaders),
     tags(
         (name = "routing", description = "Classify, embed, report outcomes"),
         (name = "operations", description = "Health, readiness, information, metrics, this document, the operators' page"),

@@ -333,3 +333,52 @@ async fn real_answers_conform_to_the_documented_schemas() {
     let (status, _, answer) = send(&app, get("/admin/uncertain")).await;
     assert_conforms(&doc, "get", "/admin/uncertain", status, &answer);
 }
+
+/// `x-request-id` and `traceparent` are declared on every path and every answer, and a real
+/// answer carries both: the caller's request id back, and the caller's trace continued.
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_headers_are_documented_everywhere_and_echoed() {
+    let app = admin_app(common::core(), Limits::default());
+    let doc = document(&app).await;
+    for route in ROUTES {
+        let item = &doc["paths"][route.path];
+        for header in ["x-request-id", "traceparent"] {
+            let declared = item["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == header && p["in"] == "header" && p["required"] == false)
+            });
+            assert!(
+                declared,
+                "{} {}: no {header} parameter",
+                route.method, route.path
+            );
+            for (status, response) in item[route.method]["responses"].as_object().unwrap() {
+                assert!(
+                    response["headers"][header].is_object(),
+                    "{} {} {status}: no {header} response header",
+                    route.method,
+                    route.path
+                );
+            }
+        }
+    }
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = post_json("/classify", &json!({"prompt": "translate hello to French"}));
+    request
+        .headers_mut()
+        .insert("x-request-id", "openapi-trace-1".parse().unwrap());
+    request.headers_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    let (status, headers, _) = send(&app, request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["x-request-id"], "openapi-trace-1");
+    let echoed = headers["traceparent"].to_str().unwrap();
+    assert!(
+        echoed.starts_with(&format!("00-{trace_id}-")) && !echoed.contains("00f067aa0ba902b7"),
+        "{echoed}"
+    );
+}
