@@ -31,6 +31,10 @@ pub struct ClassifyInput {
     /// The conversation before `text`, oldest first, at most [`MAX_EARLIER_TURNS`]; empty for a
     /// bare prompt or a single user turn.
     pub earlier: Vec<EarlierTurn>,
+    /// Whose retrieval-cache entries this request may read and write: the caller's identity
+    /// where callers are told apart (client tokens), so a cache hit reveals nothing about
+    /// other callers' prompts; `None` shares the cache among all callers.
+    pub cache_scope: Option<String>,
 }
 
 impl ClassifyInput {

@@ -269,6 +269,6 @@ impl Pipeline {
     /// What `input` needs retrieved, with what the cache already has.
     fn plan(&self, snapshot: &Arc<Snapshot>, input: &ClassifyInput) -> Plan {
         let texts = conversation::texts_to_retrieve(&snapshot.policy, input);
-        Plan::new(texts, &self.cache, snapshot)
+        Plan::new(texts, input.cache_scope.as_deref(), &self.cache, snapshot)
     }
 }

@@ -23,11 +23,16 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub fn new(needed: Vec<Needed>, cache: &RetrievalCache, snapshot: &Arc<Snapshot>) -> Self {
+    pub fn new(
+        needed: Vec<Needed>,
+        scope: Option<&str>,
+        cache: &RetrievalCache,
+        snapshot: &Arc<Snapshot>,
+    ) -> Self {
         let slots = needed
             .into_iter()
             .map(|needed| {
-                let key = cache.key(&needed.text);
+                let key = cache.key(scope, &needed.text);
                 let cached = key.as_deref().and_then(|k| cache.get(k, snapshot));
                 if key.is_some() {
                     let metric = if cached.is_some() {

@@ -69,10 +69,17 @@ impl RetrievalCache {
         Self { inner }
     }
 
-    /// The cache key of a routed text, or `None` when it is not cacheable.
-    pub fn key(&self, text: &str) -> Option<String> {
+    /// The cache key of a routed text, or `None` when it is not cacheable. With a `scope`
+    /// (the caller's identity) the entry is that caller's alone: a hit then tells a caller
+    /// only that it sent the same text before, never that somebody else did.
+    pub fn key(&self, scope: Option<&str>, text: &str) -> Option<String> {
         self.inner.as_ref()?;
-        (text.len() <= MAX_KEY_BYTES).then(|| normalise(text))
+        (text.len() <= MAX_KEY_BYTES).then(|| match scope {
+            // Scopes hold no U+001F, so the first one in a key ends its scope: two callers'
+            // keys never collide.
+            Some(scope) => format!("{scope}\u{1f}{}", normalise(text)),
+            None => normalise(text),
+        })
     }
 
     /// The cached retrieval of `key` under exactly this snapshot.
@@ -131,13 +138,13 @@ mod tests {
     #[test]
     fn off_cache_has_no_keys() {
         let cache = RetrievalCache::new(0);
-        assert_eq!(cache.key("hello"), None);
+        assert_eq!(cache.key(None, "hello"), None);
         assert_eq!(
-            RetrievalCache::new(1 << 20).key(" hello "),
+            RetrievalCache::new(1 << 20).key(None, " hello "),
             Some("hello".into())
         );
         assert_eq!(
-            RetrievalCache::new(1 << 20).key(&"x".repeat(MAX_KEY_BYTES + 1)),
+            RetrievalCache::new(1 << 20).key(None, &"x".repeat(MAX_KEY_BYTES + 1)),
             None
         );
     }

@@ -12,6 +12,7 @@ use axum::{Extension, Json};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::answers::{BatchAnswer, BatchItem, EmbedAnswer, EmbedBatchAnswer, SignedDecision};
+use super::callers::CallerId;
 use super::decision_log::RequestNote;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::trace::RequestTrace;
@@ -78,6 +79,30 @@ fn take_request_id(input: &mut ClassifyInput, trace: Option<&RequestTrace>) {
     }
 }
 
+/// Whose retrieval-cache entries a request uses. Tenants never share entries (not even one
+/// served from the shared namespace), and where client tokens tell callers apart each
+/// caller's entries are its own, so `x-router-cache` (and a hit's speed) never tells one
+/// caller what another sent. Without tokens, callers of one tenant are anonymous and share.
+fn cache_scope(
+    state: &AppState,
+    caller: Option<&Extension<CallerId>>,
+    tenant: Option<&str>,
+) -> Option<String> {
+    let caller = state
+        .client_tokens
+        .as_ref()
+        .and(caller)
+        .map(|Extension(c)| c.0.as_str());
+    match (tenant, caller) {
+        (None, None) => None,
+        (tenant, caller) => Some(format!(
+            "tenant:{}\u{1e}{}",
+            tenant.unwrap_or(""),
+            caller.unwrap_or("")
+        )),
+    }
+}
+
 /// `x-router-cache: hit | miss`: whether the decision's retrieval came from the cache.
 const CACHE_HEADER: &str = "x-router-cache";
 
@@ -96,10 +121,12 @@ const CACHE_HEADER: &str = "x-router-cache";
 pub async fn classify(
     State(state): State<AppState>,
     trace: Option<Extension<RequestTrace>>,
+    caller: Option<Extension<CallerId>>,
     ApiJson(request): ApiJson<ClassifyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let core = state.core()?;
     let mut input = request.into_input()?;
+    input.cache_scope = cache_scope(&state, caller.as_ref(), input.context.tenant.as_deref());
     let trace = trace.map(|Extension(t)| t);
     take_request_id(&mut input, trace.as_ref());
     let note = state.decision_log.note(&input, trace.as_ref());
@@ -137,6 +164,7 @@ pub async fn classify(
 pub async fn classify_batch(
     State(state): State<AppState>,
     trace: Option<Extension<RequestTrace>>,
+    caller: Option<Extension<CallerId>>,
     ApiJson(batch): ApiJson<ClassifyBatchRequest>,
 ) -> Result<Json<BatchAnswer>, ApiError> {
     let trace = trace.map(|Extension(t)| t);
@@ -147,10 +175,14 @@ pub async fn classify_batch(
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            r.into_input()
-                .map_err(|e| ApiError::InvalidRequest(format!("requests[{i}]: {e}")))
+            let mut input = r
+                .into_input()
+                .map_err(|e| ApiError::InvalidRequest(format!("requests[{i}]: {e}")))?;
+            input.cache_scope =
+                cache_scope(&state, caller.as_ref(), input.context.tenant.as_deref());
+            Ok(input)
         })
-        .collect::<Result<Vec<ClassifyInput>, _>>()?;
+        .collect::<Result<Vec<ClassifyInput>, ApiError>>()?;
     let notes: Vec<RequestNote> = inputs
         .iter()
         .map(|i| state.decision_log.note(i, trace.as_ref()))

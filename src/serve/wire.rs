@@ -176,6 +176,8 @@ impl ClassifyRequest {
             },
             other_text_bytes,
             earlier,
+            // The handler's to set: it knows the caller.
+            cache_scope: None,
         })
     }
 }

@@ -180,3 +180,38 @@ async fn client_tokens_guard_the_routing_endpoints_only() {
         assert_eq!(status, StatusCode::OK, "{path}");
     }
 }
+
+/// With client tokens, a caller's cache entries are its own: `x-router-cache: hit` (and a
+/// hit's missing model time) only ever tells a caller that it sent the text itself before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_hit_never_reveals_another_callers_prompt() {
+    const OTHER: &str = "client-token-b";
+    let core = common::core_with_options(semantic_router::pipeline::PipelineOptions::default());
+    let app = build_app(
+        AppState::ready(core, Limits::default())
+            .with_client_tokens(Some(ClientTokens::from_tokens([CLIENT, OTHER]))),
+    );
+    let prompt = json!({"prompt": "Summarise the attached quarterly report for the board"});
+    let mut seen = Vec::new();
+    for token in [CLIENT, CLIENT, OTHER, OTHER] {
+        let (status, headers, decision) =
+            send(&app, bearer(token, post_json("/classify", &prompt))).await;
+        assert_eq!(status, StatusCode::OK, "{decision}");
+        let embed_us = decision["timings_us"]["embed"].as_u64().unwrap();
+        seen.push((
+            headers["x-router-cache"].to_str().unwrap().to_owned(),
+            embed_us > 0,
+        ));
+    }
+    let expected = [
+        ("miss", true),
+        ("hit", false),
+        ("miss", true),
+        ("hit", false),
+    ];
+    assert_eq!(
+        seen,
+        expected.map(|(c, e)| (c.to_owned(), e)).to_vec(),
+        "(x-router-cache, model ran) per request: A, A, B, B"
+    );
+}

@@ -34,12 +34,11 @@ async fn a_repeated_prompt_hits_the_cache_with_fresh_per_request_fields() {
     assert_eq!(first_cache, "miss");
     // Whitespace the tokenizer ignores is the same prompt.
     let spaced = format!("  {}\n", prompt.replace(' ', " \t "));
-    let (cache, again) = classify(
-        &app,
-        json!({"prompt": spaced, "request_id": "b", "tenant": "acme"}),
-    )
-    .await;
+    let (cache, again) = classify(&app, json!({"prompt": spaced, "request_id": "b"})).await;
     assert_eq!(cache, "hit");
+    // Another tenant never reads this one's entries, even where tenants are not declared.
+    let (cache, _) = classify(&app, json!({"prompt": prompt, "tenant": "acme"})).await;
+    assert_eq!(cache, "miss");
     assert_eq!(again["bucket"], first["bucket"]);
     assert_eq!(again["confidence"], first["confidence"]);
     assert_eq!(neighbour_ids(&again), neighbour_ids(&first));
