@@ -2,7 +2,8 @@
 //! Only reports about decisions the router issued count: the report carries the decision id
 //! and the `feedback_token` the decision gave for that target (`serve::feedback_sig`), and
 //! each caller is rate limited (`serve::callers`), so nobody can open a breaker by forging
-//! or flooding reports.
+//! or flooding reports; and each decision and target is reported once
+//! (`serve::feedback_replay`), so nobody can replay one genuine report either.
 
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 use super::answers::FeedbackAnswer;
 use super::callers::CallerId;
 use super::error::{ApiError, ApiJson, ErrorBody};
+use super::feedback_replay::{Refusal, MAX_REPORT_AGE};
 use super::AppState;
 
 /// `POST /feedback`: an outcome a caller saw from a target, fed to that target's breaker.
@@ -37,7 +39,7 @@ pub struct Feedback {
         (status = 413, description = "payload_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 401, description = "unauthorized: client tokens are set and none was given", body = ErrorBody),
-        (status = 403, description = "unknown_client_token; unverified_feedback: no decision_id and feedback_token, or a token the router did not issue for this decision and target", body = ErrorBody),
+        (status = 403, description = "unknown_client_token; unverified_feedback: no decision_id and feedback_token, or a token the router did not issue for this decision and target, or a second report for the same decision and target, or a decision older than 15 minutes", body = ErrorBody),
         (status = 422, description = "unknown_field, unknown_target", body = ErrorBody),
         (status = 429, description = "feedback_rate_limited (`Retry-After`)", body = ErrorBody),
         (status = 503, description = "not_ready", body = ErrorBody)),
@@ -62,7 +64,23 @@ pub async fn feedback(
             known.join(", ")
         )));
     }
-    verify(&state, &feedback)?;
+    let decision_id = verify(&state, &feedback)?;
+    state
+        .feedback_replay
+        .admit(decision_id, &feedback.target, std::time::SystemTime::now())
+        .map_err(|refusal| {
+            ::metrics::counter!(UNVERIFIED_FEEDBACK_TOTAL).increment(1);
+            ApiError::UnverifiedFeedback(match refusal {
+                Refusal::Replayed => format!(
+                    "decision `{decision_id}` already has a report for target `{}`: one report per decision and target",
+                    feedback.target
+                ),
+                Refusal::Stale => format!(
+                    "decision `{decision_id}` is older than {} minutes: report outcomes when the call ends",
+                    MAX_REPORT_AGE.as_secs() / 60
+                ),
+            })
+        })?;
     let report = crate::decide::OutcomeReport {
         outcome: feedback.outcome,
         latency_ms: feedback.latency_ms,
@@ -85,8 +103,9 @@ pub async fn feedback(
     }))
 }
 
-/// Refuses a report without a token the router issued for its decision and target.
-fn verify(state: &AppState, feedback: &Feedback) -> Result<(), ApiError> {
+/// Refuses a report without a token the router issued for its decision and target; the
+/// verified decision id otherwise.
+fn verify<'f>(state: &AppState, feedback: &'f Feedback) -> Result<&'f str, ApiError> {
     let (Some(id), Some(token)) = (&feedback.decision_id, &feedback.feedback_token) else {
         return Err(ApiError::UnverifiedFeedback(
             "give `decision_id` and `feedback_token` (the decision's `feedback_tokens[target]`)"
@@ -94,7 +113,7 @@ fn verify(state: &AppState, feedback: &Feedback) -> Result<(), ApiError> {
         ));
     };
     if state.signer.verify(id, &feedback.target, token) {
-        Ok(())
+        Ok(id)
     } else {
         ::metrics::counter!(UNVERIFIED_FEEDBACK_TOTAL).increment(1);
         Err(ApiError::UnverifiedFeedback(format!(

@@ -14,6 +14,7 @@ pub mod deadline;
 pub mod decision_log;
 pub mod error;
 pub mod feedback;
+pub mod feedback_replay;
 pub mod feedback_sig;
 pub mod handlers;
 pub mod listen;
@@ -64,6 +65,8 @@ pub struct AppState {
     /// Signs decisions and verifies feedback about them.
     signer: feedback_sig::DecisionSigner,
     feedback_limiter: callers::RateLimiter,
+    /// One report per decision and target.
+    feedback_replay: feedback_replay::ReplayGuard,
     /// The newest decisions, for `/admin/stats` and the operators' page.
     recent: stats::RecentDecisions,
 }
@@ -91,6 +94,7 @@ impl AppState {
                 callers::DEFAULT_FEEDBACK_RATE,
                 callers::DEFAULT_FEEDBACK_BURST,
             ),
+            feedback_replay: feedback_replay::ReplayGuard::default(),
             recent: stats::RecentDecisions::default(),
         }
     }

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::common;
 use crate::common::http::{
-    admin_app, app_for, as_admin, bearer, delete, get, post_empty, post_json, send, wait_for_index,
+    admin_app, app_for, as_admin, bearer, delete, get, post_empty, post_json,
+    report_on_fresh_decision, send, wait_for_index,
 };
 
 #[tokio::test]
@@ -277,17 +278,14 @@ async fn feedback_opens_a_breaker_and_decisions_skip_the_open_target() {
         (400, Some("invalid_request")),
         "{body}"
     );
+    let failure = json!({"outcome": "server_error", "latency_ms": 900});
     for _ in 0..10 {
-        let (status, _, _) = send(
-            &app,
-            post_json(
-                "/feedback",
-                &json!({"target": primary, "outcome": "server_error", "latency_ms": 900,
-                    "decision_id": before["decision_id"], "feedback_token": before["feedback_tokens"][&primary]}),
-            ),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK);
+        let Some((status, body)) =
+            report_on_fresh_decision(&app, &prompt, &primary, failure.clone()).await
+        else {
+            break; // The breaker opened: decisions no longer name the primary.
+        };
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
     let (_, _, health) = send(&app, get("/health/targets")).await;
     let breaker = health["targets"]

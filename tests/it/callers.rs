@@ -10,7 +10,7 @@ use semantic_router::serve::{build_app, AppState, Limits};
 use serde_json::{json, Value};
 
 use crate::common;
-use crate::common::http::{bearer, get, post_json, send};
+use crate::common::http::{bearer, get, post_json, report_on_fresh_decision, send};
 
 const CLIENT: &str = "client-token-a";
 
@@ -86,10 +86,31 @@ async fn forged_feedback_cannot_open_a_breaker_and_genuine_feedback_can() {
     let (status, _, body) = send(&app, post_json("/feedback", &genuine)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // Genuine failure reports about the primary are counted and open its breaker.
-    let genuine = json!({"target": primary, "outcome": "server_error", "decision_id": id, "feedback_token": token});
-    for _ in 0..10 {
+    // One genuine report replayed thirty times counts once: one report per decision and target.
+    let genuine = json!({"target": primary, "outcome": "rate_limited", "decision_id": id, "feedback_token": token});
+    let (status, _, body) = send(&app, post_json("/feedback", &genuine)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for _ in 0..30 {
         let (status, _, body) = send(&app, post_json("/feedback", &genuine)).await;
+        assert_eq!(
+            (status.as_u16(), code(&body)),
+            (403, Some("unverified_feedback")),
+            "{body}"
+        );
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has a report"));
+    }
+    assert_eq!(breaker_state(&app, &primary).await, "closed");
+
+    // Genuine failure reports about the primary, each on its own decision, open its breaker.
+    for _ in 0..10 {
+        let failure = json!({"outcome": "server_error"});
+        let Some((status, body)) = report_on_fresh_decision(&app, &prompt, &primary, failure).await
+        else {
+            break; // Open: decisions no longer name the primary.
+        };
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     assert_eq!(breaker_state(&app, &primary).await, "open");
@@ -128,12 +149,16 @@ async fn feedback_is_rate_limited_per_caller() {
     )
     .await;
     let target = decision["target"]["name"].as_str().unwrap();
-    let report = json!({"target": target, "outcome": "ok", "decision_id": decision["decision_id"],
-        "feedback_token": decision["feedback_tokens"][target]});
+    let prompt = json!({"prompt": "2 + 2 * 3 = ?"});
+    let ok = json!({"outcome": "ok"});
     for _ in 0..3 {
-        let (status, _, body) = send(&app, post_json("/feedback", &report)).await;
+        let (status, body) = report_on_fresh_decision(&app, &prompt, target, ok.clone())
+            .await
+            .unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+    let report = json!({"target": target, "outcome": "ok", "decision_id": decision["decision_id"],
+        "feedback_token": decision["feedback_tokens"][target]});
     let (status, headers, body) = send(&app, post_json("/feedback", &report)).await;
     assert_eq!(
         (status.as_u16(), code(&body)),

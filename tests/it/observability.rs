@@ -18,7 +18,7 @@ use semantic_router::serve::{build_app, AppState, Limits};
 use serde_json::{json, Value};
 
 use crate::common;
-use crate::common::http::{bearer, get, post_json, send};
+use crate::common::http::{bearer, get, post_json, report_on_fresh_decision, send};
 
 const TOKEN: &str = "observability-token";
 
@@ -92,11 +92,14 @@ async fn metrics_name_each_series_with_its_labels() {
     let (status, _, body) = send(&app, reload).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let target = first["target"]["name"].as_str().unwrap().to_owned();
+    let failure = json!({"outcome": "server_error", "latency_ms": 900});
     for _ in 0..10 {
-        let feedback = json!({"target": target, "outcome": "server_error", "latency_ms": 900,
-            "decision_id": first["decision_id"], "feedback_token": first["feedback_tokens"][&target]});
-        let (status, _, _) = send(&app, post_json("/feedback", &feedback)).await;
-        assert_eq!(status, StatusCode::OK);
+        let Some((status, body)) =
+            report_on_fresh_decision(&app, &prompt, &target, failure.clone()).await
+        else {
+            break; // The breaker opened: decisions no longer name the target.
+        };
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
     // Admission refuses every request of an app with no room: 429, counted.
     let full = scraped_app(Limits {

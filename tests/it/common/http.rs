@@ -107,3 +107,23 @@ pub async fn wait_for_index(app: &Router, version: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Reports `fields` (`outcome`, `latency_ms`, ...) about `target` for a fresh decision on
+/// `prompt`, as a caller does after each call: one report per decision and target (a second
+/// is a replay and refused). `None` when the new decision names no `target` (its breaker
+/// opened).
+pub async fn report_on_fresh_decision(
+    app: &Router,
+    prompt: &Value,
+    target: &str,
+    mut fields: Value,
+) -> Option<(StatusCode, Value)> {
+    let (status, _, decision) = send(app, post_json("/classify", prompt)).await;
+    assert_eq!(status, StatusCode::OK, "{decision}");
+    let token = decision["feedback_tokens"].get(target)?.clone();
+    fields["target"] = target.into();
+    fields["decision_id"] = decision["decision_id"].clone();
+    fields["feedback_token"] = token;
+    let (status, _, body) = send(app, post_json("/feedback", &fields)).await;
+    Some((status, body))
+}
