@@ -154,6 +154,12 @@ impl LiveState {
         )?)
     }
 
+    /// Records a failed reload that never reached [`Self::install`] (a rebuild that could
+    /// not be saved), so `/ready` shows it; the next successful swap clears it.
+    pub fn record_error(&self, message: String) {
+        *self.lock_error() = Some(message);
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.lock_error().clone()
     }

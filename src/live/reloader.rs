@@ -295,10 +295,12 @@ impl Reloader {
         )
         .map_err(|e| failed(&e))?;
         self.live.check_bundle(&index).map_err(|e| failed(&e))?;
-        // The examples are already durable in the journal: a failed save only costs a
-        // re-embed at the next start, so it is logged rather than blocking the swap.
+        // Saved before the swap: a full or read-only data directory fails the rebuild, the
+        // old index keeps serving and the next start finds the bundle it served.
         if let Err(e) = index.save(&self.bundle_dir) {
-            tracing::warn!(error = %e, "the rebuilt index is served but could not be saved");
+            let message = format!("the rebuilt index could not be saved: {e}");
+            self.live.record_error(message.clone());
+            return Err(ReloadFailure::Rebuild(message));
         }
         let versions = self
             .live

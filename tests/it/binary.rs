@@ -161,7 +161,7 @@ fn serve_on_port_zero_answers_and_drains_on_sigterm() {
         &[("ROUTER_DRAIN_SECS", "3600")],
     );
     assert!(
-        data.path().join("index/manifest.json").is_file(),
+        semantic_router::pipeline::bundle::bundle_exists(&data.path().join("index")),
         "the built index is saved for the next start"
     );
     let (status, d) = http(&addr, "POST", "/classify", Some(&json!({"prompt": "Write a bash script that renames every .txt file in a folder to .md"}).to_string()));
@@ -279,8 +279,9 @@ fn offline_commands_keep_their_contracts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let files = semantic_router::pipeline::bundle::current_dir(&bundle).unwrap();
     let manifest: Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(files.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["dims"], 384);
     assert_eq!(
         manifest["model"]["sha256"],
@@ -313,7 +314,7 @@ fn offline_commands_keep_their_contracts() {
     // A bundle from another model is refused with a message that says what to do.
     let mut foreign = manifest.clone();
     foreign["model"]["sha256"] = json!("f".repeat(64));
-    std::fs::write(bundle.join("manifest.json"), foreign.to_string()).unwrap();
+    std::fs::write(files.join("manifest.json"), foreign.to_string()).unwrap();
     let (ok, lines, stderr) = run_with_stdin(
         router().args(["classify", "--index"]).arg(&bundle),
         "{\"text\": \"hi\"}\n",

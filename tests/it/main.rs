@@ -14,6 +14,7 @@ mod common;
 mod config_map;
 mod conversations;
 mod embed_reference;
+mod faults;
 mod hostile;
 mod http;
 mod index_recall;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use semantic_router::pipeline::bundle::{Bundle, INDEX_FILE, MANIFEST_FILE};
+use semantic_router::pipeline::bundle::{current_dir, Bundle, INDEX_FILE, MANIFEST_FILE};
 use semantic_router::pipeline::ClassifyInput;
 
 use crate::common;
@@ -92,17 +92,18 @@ fn corrupt_or_foreign_bundles_are_refused_with_clear_messages() {
         "{err}"
     );
 
-    let mut bytes = std::fs::read(bundle.join(INDEX_FILE)).unwrap();
+    let files = current_dir(&bundle).unwrap();
+    let mut bytes = std::fs::read(files.join(INDEX_FILE)).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    std::fs::write(bundle.join(INDEX_FILE), &bytes).unwrap();
+    std::fs::write(files.join(INDEX_FILE), &bytes).unwrap();
     let err = Bundle::load(&bundle, &fingerprint)
         .err()
         .unwrap()
         .to_string();
     assert!(err.contains("corrupt"), "{err}");
 
-    std::fs::write(bundle.join(MANIFEST_FILE), "{not json").unwrap();
+    std::fs::write(files.join(MANIFEST_FILE), "{not json").unwrap();
     let err = Bundle::load(&bundle, &fingerprint)
         .err()
         .unwrap()

@@ -38,7 +38,9 @@ impl Reloader {
         .map_err(|e| failed(&e))?;
         tenant.live.check_bundle(&index).map_err(|e| failed(&e))?;
         if let Err(e) = index.save(&tenant.bundle_dir) {
-            tracing::warn!(tenant = tenant.config.name, error = %e, "the rebuilt tenant index is served but could not be saved");
+            let message = format!("the rebuilt tenant index could not be saved: {e}");
+            tenant.live.record_error(message.clone());
+            return Err(failed(&message));
         }
         tenant
             .live

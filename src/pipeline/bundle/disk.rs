@@ -1,5 +1,5 @@
-//! Bundles on disk. Writing is atomic (a sibling temp directory, fsynced, renamed into
-//! place). Loading refuses anything it cannot verify: an unknown schema, another model's
+//! Bundles on disk. Writing is atomic (a staging directory, fsynced, committed as a new
+//! version behind a pointer: [`layout`]). Loading refuses anything it cannot verify: an unknown schema, another model's
 //! fingerprint, a file whose sha256 differs from the manifest (checked before usearch or
 //! safetensors reads a byte).
 
@@ -8,6 +8,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::layout::{self, fsync, POINTER_FILE};
 use super::manifest::{BUNDLE_SCHEMA_VERSION, HEAD_FILE, INDEX_FILE, MANIFEST_FILE};
 use super::{Bundle, BundleError, BundleManifest};
 use crate::index::ArchetypeIndex;
@@ -19,15 +20,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError {
     move |source| BundleError::Io { path, source }
 }
 
-/// Writes `bundle` into `dir`: files into a staging directory beside it, each fsynced and
-/// hashed into the manifest, then the directories are swapped.
+/// Writes `bundle` into `dir`: files into a staging directory inside it, each fsynced and
+/// hashed into the manifest (written last), then committed as a new version ([`layout`]).
 pub fn save(bundle: &mut Bundle, dir: &Path) -> Result<(), BundleError> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io(parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".bundle-")
-        .tempdir_in(parent)
-        .map_err(io(parent))?;
+    let staging = layout::staging(dir).map_err(io(dir))?;
     let index_path = staging.path().join(INDEX_FILE);
     bundle.index.write(&index_path)?;
     fsync(&index_path).map_err(io(&index_path))?;
@@ -46,23 +42,19 @@ pub fn save(bundle: &mut Bundle, dir: &Path) -> Result<(), BundleError> {
         .expect("a bundle manifest always serialises. This is a bug.");
     fs::write(&manifest_path, json).map_err(io(&manifest_path))?;
     fsync(&manifest_path).map_err(io(&manifest_path))?;
-
-    // Swap directories: move the old bundle aside, move the new one in, drop the old.
-    let staged = staging.keep();
-    let old = parent.join(format!(".bundle-old-{}", std::process::id()));
-    if dir.exists() {
-        fs::rename(dir, &old).map_err(io(dir))?;
-    }
-    fs::rename(&staged, dir).map_err(io(dir))?;
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(io(&old))?;
-    }
-    fsync(parent).map_err(io(parent))?;
+    layout::commit(dir, staging).map_err(io(dir))?;
     Ok(())
 }
 
 /// Loads and verifies the bundle in `dir`, built by `expected_model`.
 pub fn load(dir: &Path, expected_model: &ModelFingerprint) -> Result<Bundle, BundleError> {
+    let Some(files) = layout::current_dir(dir) else {
+        return Err(BundleError::Refused {
+            path: dir.display().to_string(),
+            message: format!("no bundle here (no {POINTER_FILE}, no version with a {MANIFEST_FILE}); build one with `router train --out {}`", dir.display()),
+        });
+    };
+    let dir = files.as_path();
     let refuse = |message: String| BundleError::Refused {
         path: dir.display().to_string(),
         message,
@@ -186,10 +178,6 @@ fn load_verified_head(
     load_head(&path, manifest.dims, manifest.scoring.buckets.len())
         .map(Some)
         .map_err(|e| StepError::Refused(e.to_string()))
-}
-
-fn fsync(path: &Path) -> std::io::Result<()> {
-    fs::File::open(path)?.sync_all()
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {

@@ -2,10 +2,12 @@
 //! examples, side by side, with the manifest that binds them to the model that embedded them.
 //! This is where the two stages meet; neither knows the other.
 //!
-//! On disk a bundle is a directory (`index.usearch` + `scoring.safetensors` +
-//! `manifest.json`), written atomically and verified on load ([`disk`]).
+//! On disk a bundle is a directory of versions (`index.usearch` + `scoring.safetensors` +
+//! `manifest.json` each) behind a `CURRENT` pointer ([`layout`]), written atomically and
+//! verified on load ([`disk`]).
 
 pub mod disk;
+pub mod layout;
 pub mod manifest;
 
 use std::path::{Path, PathBuf};
@@ -146,9 +148,12 @@ impl Bundle {
     }
 }
 
-/// Whether `dir` looks like a bundle (has a manifest); says nothing about its validity.
+pub use layout::current_dir;
+
+/// Whether `dir` holds a bundle (a complete version or the legacy layout); says nothing
+/// about its validity.
 pub fn bundle_exists(dir: &Path) -> bool {
-    dir.join(MANIFEST_FILE).is_file()
+    current_dir(dir).is_some()
 }
 
 pub fn default_bundle_dir(data_dir: &Path) -> PathBuf {

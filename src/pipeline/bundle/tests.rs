@@ -1,6 +1,7 @@
 //! Bundle round trips and the refusals of `disk::load`.
 
 use std::fs;
+use std::path::Path;
 
 use super::*;
 use crate::types::{ArchetypeId, BucketId};
@@ -110,7 +111,7 @@ fn corrupt_index_file_is_refused_before_usearch_reads_it() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("index");
     sample().save(&bundle).unwrap();
-    fs::write(bundle.join(INDEX_FILE), b"garbage").unwrap();
+    fs::write(current_dir(&bundle).unwrap().join(INDEX_FILE), b"garbage").unwrap();
     let err = Bundle::load(&bundle, &fingerprint("aa"))
         .err()
         .unwrap()
@@ -138,4 +139,124 @@ fn manifest_numbers_read_back_exactly_what_was_written() {
     let reread: BundleManifest = serde_json::from_str(&written).unwrap();
     assert_eq!(serde_json::to_string(&reread).unwrap(), written);
     assert_eq!(reread.scoring.calibration, manifest.scoring.calibration);
+}
+
+/// The entries of `dir`, sorted, for asserting what a save left behind.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_save_moves_the_pointer_and_keeps_one_previous_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("index");
+    let mut index = sample();
+    for _ in 0..3 {
+        index.save(&bundle).unwrap();
+    }
+    assert_eq!(entries(&bundle), ["CURRENT", "v-000002", "v-000003"]);
+    assert_eq!(
+        fs::read_to_string(bundle.join(layout::POINTER_FILE)).unwrap(),
+        "v-000003\n"
+    );
+    assert_eq!(current_dir(&bundle).unwrap(), bundle.join("v-000003"));
+    assert!(Bundle::load(&bundle, &fingerprint("aa")).is_ok());
+}
+
+#[test]
+fn what_a_crashed_save_left_is_ignored_and_cleaned_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("index");
+    let mut index = sample();
+    index.save(&bundle).unwrap();
+    // A crash mid-write: a staging directory, a pointer temp file, and a version directory
+    // without its manifest (never written by a save, but a half-copied one must not win).
+    fs::create_dir(bundle.join(".tmp-crashed")).unwrap();
+    fs::write(bundle.join(".tmp-crashed").join(INDEX_FILE), b"half").unwrap();
+    fs::write(bundle.join(".tmp-pointer"), b"v-0000").unwrap();
+    fs::create_dir(bundle.join("v-000009")).unwrap();
+    fs::write(bundle.join("v-000009").join(INDEX_FILE), b"half").unwrap();
+    assert_eq!(current_dir(&bundle).unwrap(), bundle.join("v-000001"));
+    assert!(Bundle::load(&bundle, &fingerprint("aa")).is_ok());
+
+    index.save(&bundle).unwrap();
+    assert_eq!(entries(&bundle), ["CURRENT", "v-000001", "v-000010"]);
+    assert!(Bundle::load(&bundle, &fingerprint("aa")).is_ok());
+}
+
+#[test]
+fn a_corrupt_or_missing_pointer_falls_back_to_the_newest_complete_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("index");
+    let mut index = sample();
+    index.save(&bundle).unwrap();
+    index.save(&bundle).unwrap();
+    let pointer = bundle.join(layout::POINTER_FILE);
+    for garbage in ["", "v-\n", "../etc\n", "v-000007\n", "\u{0}\u{1}"] {
+        fs::write(&pointer, garbage).unwrap();
+        assert_eq!(
+            current_dir(&bundle).unwrap(),
+            bundle.join("v-000002"),
+            "{garbage:?}"
+        );
+    }
+    // A crash between the version's rename and the pointer's: the new version is complete.
+    fs::remove_file(&pointer).unwrap();
+    assert_eq!(current_dir(&bundle).unwrap(), bundle.join("v-000002"));
+    assert!(Bundle::load(&bundle, &fingerprint("aa")).is_ok());
+}
+
+#[test]
+fn a_legacy_bundle_is_read_and_replaced_only_after_the_pointer_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("index");
+    let mut index = sample();
+    index.save(&bundle).unwrap();
+    // The pre-versions layout: the files directly in the directory.
+    let legacy = dir.path().join("legacy");
+    fs::create_dir(&legacy).unwrap();
+    for name in [INDEX_FILE, MANIFEST_FILE] {
+        fs::copy(bundle.join("v-000001").join(name), legacy.join(name)).unwrap();
+    }
+    assert!(bundle_exists(&legacy));
+    assert_eq!(current_dir(&legacy).unwrap(), legacy);
+    assert!(Bundle::load(&legacy, &fingerprint("aa")).is_ok());
+    index.save(&legacy).unwrap();
+    assert_eq!(entries(&legacy), ["CURRENT", "v-000001"]);
+    assert!(Bundle::load(&legacy, &fingerprint("aa")).is_ok());
+}
+
+#[test]
+fn no_bundle_and_an_unwritable_directory_are_clean_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("nothing");
+    assert!(!bundle_exists(&empty));
+    let err = Bundle::load(&empty, &fingerprint("aa"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("no bundle here") && err.contains("router train"),
+        "{err}"
+    );
+    // A bundle directory under a regular file cannot be created, even by root.
+    let file = dir.path().join("file");
+    fs::write(&file, b"").unwrap();
+    assert!(sample().save(&file.join("index")).is_err());
+    let bundle = dir.path().join("index");
+    sample().save(&bundle).unwrap();
+    fs::write(
+        bundle.join("v-000002"),
+        b"a file where the next version goes",
+    )
+    .unwrap();
+    assert!(sample().save(&bundle).is_err());
+    // The failed save left no staging directory behind, and the old bundle serves.
+    assert_eq!(entries(&bundle), ["CURRENT", "v-000001", "v-000002"]);
+    assert!(Bundle::load(&bundle, &fingerprint("aa")).is_ok());
 }

@@ -44,11 +44,33 @@ pub fn http_as(
         body.len()
     )
     .unwrap();
+    let (status, payload) = read_response(stream);
+    (
+        status,
+        serde_json::from_str(&payload).unwrap_or(Value::Null),
+    )
+}
+
+/// A GET whose answer is text (`/metrics`).
+pub fn http_text(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(stream)
+}
+
+fn read_response(mut stream: TcpStream) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, payload) = response.split_once("\r\n\r\n").unwrap();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+    (status, payload.to_owned())
 }
 
 /// Starts `router serve` on port 0 with extra arguments; returns the process and its address.
