@@ -47,16 +47,17 @@ fn mtbench101_follow_ups_keep_their_task_and_tier() {
     assert!(all.kept_first_bucket >= 0.80, "{all:?}");
     assert!(all.cheaper_tier <= 0.03, "{all:?}");
     assert_eq!(all.cheaper_without_reason, 0, "{all:?}");
-    // Regression floors a little under the measured 0.845 (MR) and 0.653 (GR): the issue's
-    // 0.90 is not reached. GR's first turns are often riddles and diagnoses ("a patient has a
-    // fever, what might it be?") that the shipped archetypes call open_qa, and the
-    // follow-ups keep that task.
-    for (task, floor) in [("MR", 0.80), ("GR", 0.60)] {
+    // Regression floors a little under the measured 0.914 (MR) and 0.884 (GR): MR meets the
+    // issue's 0.90, GR does not. The GR dialogues left outside math_reasoning open with
+    // cooking from what is in the fridge, recalling a forgotten film or book, troubleshooting
+    // a computer and one if-then hike plan, which the archetypes call brainstorming or
+    // open_qa, and the follow-ups keep that task.
+    for (task, floor) in [("MR", 0.89), ("GR", 0.86)] {
         let f = &report.by_task[task];
         let math = f.buckets.get("math_reasoning").copied().unwrap_or(0.0);
         assert!(math >= floor, "{task}: {f:?}");
     }
-    // Topic shifts still move (measured: 0.10 of TS follow-ups): a router that never left
+    // Topic shifts still move (measured: 0.11 of TS follow-ups): a router that never left
     // the first bucket would fail here.
     let shifts = &report.by_task["TS"];
     assert!(shifts.kept_first_bucket < 0.95, "{shifts:?}");
