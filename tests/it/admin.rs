@@ -361,6 +361,8 @@ async fn fit_refits_the_live_scorers_and_uncertain_decisions_are_kept_for_labeli
         "List some thoughts on the paragraph below and tell me what it is about.",
         "Is this a question about a story or about facts?",
         "Explain, then sum up, then classify: the sky is blue.",
+        "Sort these and explain the story.",
+        "What about this one?",
     ] {
         let (_, _, d) = send(&app, post_json("/classify", &json!({"prompt": prompt}))).await;
         decisions.push((d, prompt.to_owned()));

@@ -16,11 +16,16 @@ use crate::common::process::{http, http_as, start, KillOnDrop};
 const TOKEN: &str = "fleet-t0ken";
 const ENVS: [(&str, &str); 1] = [("ROUTER_ADMIN_TOKEN", TOKEN)];
 
+/// Copies a bundle directory with its version folders (`CURRENT`, `v-NNNNNN/`).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 
