@@ -80,7 +80,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .collect();
     run_load(&addr, &bodies, args.warmup, args.concurrency.max(1))?;
     let started = Instant::now();
-    let (timed, statuses) = run_load(&addr, &bodies, args.requests, args.concurrency.max(1))?;
+    let Load {
+        answered: timed,
+        statuses,
+        mut refusal_ms,
+    } = run_load(&addr, &bodies, args.requests, args.concurrency.max(1))?;
     // Refusals and failures are not throughput: only answered decisions count.
     let errors: usize = statuses.values().sum();
     let wall = started.elapsed().as_secs_f64();
@@ -106,6 +110,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Some(embed_baseline(&args.model, &prompts, args.requests)?)
     };
     let around_model = embed.as_ref().map(|e| p.p50 - e.p50);
+    let refused = Percentiles::of(&mut refusal_ms);
     let report = json!({
         "served_model_p50_ms": served_model.p50,
         "search_p50_ms": search_p50,
@@ -119,6 +124,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "throughput_rps": answered_rps,
         "errors": errors,
         "non_200_by_status": statuses,
+        "refusal_429_p50_ms": (!refusal_ms.is_empty()).then(|| refused.p50),
+        "refusal_429_p99_ms": (!refusal_ms.is_empty()).then(|| refused.p99),
         "requests": args.requests,
         "concurrency": args.concurrency,
         "prompts": args.prompts.display().to_string(),
@@ -245,9 +252,13 @@ fn stage_ms(decision: &Value, stage: &str) -> f64 {
     decision["timings_us"][stage].as_u64().unwrap_or(0) as f64 / 1000.0
 }
 
-/// What one load gives back: answered requests, and every other outcome counted by status
-/// (or `connection` for a broken one).
-type Load = (Vec<Timed>, BTreeMap<String, usize>);
+/// What one load gives back: answered requests, every other outcome counted by status (or
+/// `connection` for a broken one), and how long each 429 took (refusals must be fast).
+struct Load {
+    answered: Vec<Timed>,
+    statuses: BTreeMap<String, usize>,
+    refusal_ms: Vec<f64>,
+}
 
 /// Sends `n` requests from `clients` threads.
 fn run_load(addr: &str, bodies: &[String], n: usize, clients: usize) -> anyhow::Result<Load> {
@@ -259,6 +270,7 @@ fn run_load(addr: &str, bodies: &[String], n: usize, clients: usize) -> anyhow::
                     let mut stream = connect(addr)?;
                     let mut latencies = Vec::new();
                     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+                    let mut refusal_ms = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= n {
@@ -279,6 +291,9 @@ fn run_load(addr: &str, bodies: &[String], n: usize, clients: usize) -> anyhow::
                                 served_ms: stage_ms(&decision, "total"),
                             }),
                             Ok((status, _)) => {
+                                if status == 429 {
+                                    refusal_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+                                }
                                 *statuses.entry(status.to_string()).or_default() += 1
                             }
                             Err(_) => {
@@ -287,7 +302,11 @@ fn run_load(addr: &str, bodies: &[String], n: usize, clients: usize) -> anyhow::
                             }
                         }
                     }
-                    Ok((latencies, statuses))
+                    Ok(Load {
+                        answered: latencies,
+                        statuses,
+                        refusal_ms,
+                    })
                 })
             })
             .collect();
@@ -299,16 +318,20 @@ fn run_load(addr: &str, bodies: &[String], n: usize, clients: usize) -> anyhow::
             })
             .collect()
     });
-    let mut all = Vec::with_capacity(n);
-    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = Load {
+        answered: Vec::with_capacity(n),
+        statuses: BTreeMap::new(),
+        refusal_ms: Vec::new(),
+    };
     for r in results {
-        let (l, e) = r?;
-        all.extend(l);
-        for (status, n) in e {
-            *statuses.entry(status).or_default() += n;
+        let load = r?;
+        total.answered.extend(load.answered);
+        total.refusal_ms.extend(load.refusal_ms);
+        for (status, n) in load.statuses {
+            *total.statuses.entry(status).or_default() += n;
         }
     }
-    Ok((all, statuses))
+    Ok(total)
 }
 
 fn connect(addr: &str) -> anyhow::Result<TcpStream> {

@@ -112,7 +112,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_in_flight: 32,
+            // Two full micro-batches (32 each): 64 closed-loop clients queue instead of
+            // being refused; past it, admission by waiting time decides.
+            max_in_flight: 64,
             queue_budget_ms: 20,
             max_body_bytes: 4 * 1024 * 1024,
             max_batch: 64,
