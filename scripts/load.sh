@@ -9,13 +9,14 @@
 # short prompts (CLINC150 texts) and long ones (Dolly instructions with their context,
 # 1,500-4,000 characters). One JSON line a run: successful decisions a second, each status
 # apart, p50/p99/max over all answers, and the service's RSS after the run. Then, unless
-# SOAK_SECONDS is 0 (default 600), a soak at 64 connections with long prompts and the cache
-# off, reporting RSS at ready, peak (VmHWM) and end. Finally `router bench` at 256 clients
+# SOAK_SECONDS is 0 (default 600), a soak at 64 connections with long prompts ($SOAK_PROMPTS=short
+# for short ones) and the cache off, reporting RSS at ready, peak (VmHWM) and end. Finally `router bench` at 256 clients
 # times the 429s apart (refusals must be fast). Bounded: every run has a fixed duration.
 set -euo pipefail
 
 secs=${1:-10}
 soak=${2:-600}
+soak_prompts=${SOAK_PROMPTS:-long}
 bin=${ROUTER_BIN:-${CARGO_TARGET_DIR:-target}/release/router}
 data_root=${SHARED_DATA:-../shared/data}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,7 +64,9 @@ start() {
 
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
+# SECONDS_PER_RUN 0 skips the matrix (a soak alone).
 for cache in on off; do
+  [ "$secs" -gt 0 ] || break
   if [ "$cache" = off ]; then export ROUTER_CACHE_BYTES=0; else unset ROUTER_CACHE_BYTES; fi
   start
   ready=$(rss_mb VmRSS)
@@ -86,7 +89,7 @@ if [ "$soak" -gt 0 ]; then
   ROUTER_CACHE_BYTES=0 start
   ready=$(rss_mb VmRSS)
   peak_sampled=$ready
-  BODIES=$work/long.jsonl wrk -t2 -c64 -d"${soak}s" --timeout 10s -s "$here/load.lua" \
+  BODIES=$work/$soak_prompts.jsonl wrk -t2 -c64 -d"${soak}s" --timeout 10s -s "$here/load.lua" \
     "http://$addr" > "$work/soak.out" &
   wrk_pid=$!
   while kill -0 "$wrk_pid" 2>/dev/null; do
@@ -94,7 +97,7 @@ if [ "$soak" -gt 0 ]; then
     sleep 5
   done
   sleep 2
-  echo "{\"soak_seconds\": $soak, \"clients\": 64, \"prompts\": \"long\", \"cache\": \"off\"," \
+  echo "{\"soak_seconds\": $soak, \"clients\": 64, \"prompts\": \"$soak_prompts\", \"cache\": \"off\"," \
     "\"rss_mb_ready\": $ready, \"rss_mb_peak\": $(rss_mb VmHWM), \"rss_mb_end\": $(rss_mb VmRSS)," \
     "\"result\": $(tail -n1 "$work/soak.out")}"
   stop
