@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::bundle::{default_bundle_dir, Bundle, BundleError};
 use super::indexer::{load_or_build, IndexOrigin, IndexerError};
+pub use super::limits::Limits;
 use super::{Pipeline, PipelineOptions, Snapshot, SnapshotError};
 use crate::decide::{Policy, PolicyError};
 use crate::embed::bert::{Backend, BertEmbedder, EmbedOptions};
@@ -91,36 +92,6 @@ pub struct SharedStoreSettings {
     pub url: String,
     /// Catch-up read interval when no notification arrives.
     pub sync_every: std::time::Duration,
-}
-
-/// Request limits. Defaults suit two cores; each is a flag with an env var.
-#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
-pub struct Limits {
-    /// Requests doing CPU work at once; more wait up to `queue_budget` for a slot.
-    pub max_in_flight: usize,
-    /// Longest a request waits for a slot, in ms, before it is answered 429 (refused at
-    /// once when the queue ahead of it would take longer).
-    pub queue_budget_ms: u64,
-    /// Largest request body in bytes.
-    pub max_body_bytes: usize,
-    /// Largest `/classify/batch` or `/embed` batch.
-    pub max_batch: usize,
-    /// Weight budget of the retrieval cache in bytes (0 turns it off).
-    pub cache_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            // Two full micro-batches (32 each): 64 closed-loop clients queue instead of
-            // being refused; past it, admission by waiting time decides.
-            max_in_flight: 64,
-            queue_budget_ms: 20,
-            max_body_bytes: 4 * 1024 * 1024,
-            max_batch: 64,
-            cache_bytes: super::retrieval_cache::DEFAULT_CACHE_BYTES,
-        }
-    }
 }
 
 /// Settings of the service (`router serve`), as the command line gives them.

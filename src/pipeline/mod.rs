@@ -22,6 +22,7 @@ pub mod compose;
 mod conversation;
 pub mod indexer;
 mod input;
+mod limits;
 pub mod offline;
 mod plan;
 pub mod retrieval_cache;

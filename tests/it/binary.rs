@@ -365,3 +365,43 @@ fn offline_commands_keep_their_contracts() {
     assert!(report["scorers"]["centroid"]["accuracy"].is_number());
     assert!(report["latency_ms"]["p99"].is_number());
 }
+
+/// A model file that is not the pinned one (here the tokenizer, one token renamed) is refused
+/// at start, before anything reads it, with a message naming the file and the fix.
+#[test]
+fn a_tokenizer_with_the_wrong_hash_is_refused_at_start() {
+    let pinned = std::env::var_os("ROUTER_MODEL_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| common::repo_root().join("models/all-MiniLM-L6-v2"));
+    // Resolve (fetch if needed) the real files first, so the only fault is the one made here.
+    let _ = common::embedder();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::os::unix::fs::symlink(pinned.join(name), dir.path().join(name)).unwrap();
+    }
+    let tokenizer = std::fs::read_to_string(pinned.join("tokenizer.json")).unwrap();
+    let tampered = tokenizer.replacen("\"[UNK]\"", "\"[UNX]\"", 1);
+    assert_ne!(
+        tampered, tokenizer,
+        "the tokenizer file has an [UNK] token to rename"
+    );
+    std::fs::write(dir.path().join("tokenizer.json"), tampered).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = router()
+        .args(["serve", "--addr", "127.0.0.1:0", "--model-dir"])
+        .arg(dir.path())
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a tampered tokenizer must stop the start: {stderr}"
+    );
+    let named = dir.path().join("tokenizer.json");
+    assert!(
+        stderr.contains(&*named.to_string_lossy()) && stderr.contains("router model fetch"),
+        "the message names the file and the fix: {stderr}"
+    );
+}
