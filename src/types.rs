@@ -192,7 +192,7 @@ impl std::str::FromStr for ScorerKind {
 }
 
 /// One bucket's calibrated probability.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BucketScore {
     pub bucket: BucketId,
     pub score: f32,

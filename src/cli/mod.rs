@@ -6,6 +6,7 @@
 mod args;
 mod bench;
 mod bench_index;
+mod bench_load;
 mod edge_args;
 mod eval;
 mod eval_conversations;

@@ -9,6 +9,11 @@
 //! events in the directory are often about other files (the old timestamped directory being
 //! removed, a neighbour's temp file), the watcher compares the policy's content hash, read
 //! through the symlinks, with the last one it saw and asks for a reload only when it changed.
+//!
+//! The archetype files are compared the same way, for another reason too: inotify reports a
+//! file being *opened*, and the debouncer does not say which kind an event was, so without
+//! the comparison every read of a `.jsonl` (the reload's own included) would ask for the next
+//! reload, forever.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +45,7 @@ pub fn watch(policy: &Path, archetypes: &Path, reloads: ReloadHandle) -> notify:
     let archetypes_for_events = archetypes.clone();
     // What the reloader last read (or will read for the request this watcher sent last).
     let mut seen = content_hash(&policy);
+    let mut seen_archetypes = archetypes_hash(&archetypes);
     let mut debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| {
         let Ok(events) = result else { return };
         let mut policy_dir_touched = false;
@@ -62,8 +68,14 @@ pub fn watch(policy: &Path, archetypes: &Path, reloads: ReloadHandle) -> notify:
             }
         }
         if archetypes_changed {
-            tracing::info!(dir = %archetypes_for_events.display(), "archetype files changed");
-            reloads.send(ReloadKind::Archetypes);
+            let now = archetypes_hash(&archetypes_for_events);
+            if now == seen_archetypes {
+                tracing::debug!(dir = %archetypes_for_events.display(), "archetype files touched, not changed");
+            } else {
+                seen_archetypes = now;
+                tracing::info!(dir = %archetypes_for_events.display(), "archetype files changed");
+                reloads.send(ReloadKind::Archetypes);
+            }
         }
     })?;
     debouncer
@@ -86,6 +98,41 @@ fn content_hash(path: &Path) -> Option<[u8; 32]> {
     std::fs::read(path)
         .ok()
         .map(|bytes| Sha256::digest(&bytes).into())
+}
+
+/// One hash over every `.jsonl` below `dir` (name and content, in name order, read through
+/// symlinks; kubelet's `..` entries skipped, since `..data` is reached through the links).
+fn archetypes_hash(dir: &Path) -> Option<[u8; 32]> {
+    let mut files = Vec::new();
+    collect_jsonl(dir, &mut files);
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in &files {
+        hasher.update(file.as_os_str().as_encoded_bytes());
+        hasher.update(std::fs::read(file).ok()?);
+    }
+    Some(hasher.finalize().into())
+}
+
+fn collect_jsonl(dir: &Path, into: &mut Vec<PathBuf>) {
+    if dir.is_file() {
+        into.push(dir.to_path_buf());
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if is_kubelet_entry(&path) {
+            continue;
+        }
+        if path.is_dir() {
+            collect_jsonl(&path, into);
+        } else if path.extension().is_some_and(|e| e == "jsonl") {
+            into.push(path);
+        }
+    }
 }
 
 /// kubelet's own entries in a mounted ConfigMap: `..data`, `..data_tmp` and the timestamped

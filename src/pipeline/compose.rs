@@ -282,6 +282,9 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
     let live = Arc::new(LiveState::new(snapshot, dims));
     let store_health = parts.store.health();
     let listen = parts.store.listen_config();
+    let shared_uncertain = parts
+        .store
+        .shared_uncertain(parts.options.uncertain_capacity);
     let store = Arc::new(Mutex::new(parts.store));
     let reloads = Reloader {
         live: Arc::clone(&live),
@@ -305,6 +308,9 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
         .spawn(runtime);
     }
     let pipeline = Pipeline::new(parts.embedder, parts.options).map_err(ComposeError::Worker)?;
+    if let Some(shared) = shared_uncertain {
+        pipeline.uncertain().share(shared);
+    }
     Ok(Core {
         pipeline: Arc::new(pipeline),
         live,

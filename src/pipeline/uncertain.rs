@@ -3,14 +3,19 @@
 //! back as archetypes (`GET /admin/uncertain`, then `POST /archetypes`).
 //!
 //! Bounded and in memory on purpose: it holds prompt text, so it never grows without limit
-//! and never reaches disk; capacity 0 turns it off.
+//! and never reaches the data directory; capacity 0 turns it off. With a shared store
+//! (`--store postgres://…`) each item is also handed to the fleet's queue in the database
+//! ([`SharedUncertain`], written off the request path), so every replica shows every
+//! replica's items.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decide::Decision;
+use crate::store::shared::uncertain::SharedUncertain;
+use crate::store::SHARED_NAMESPACE;
 use crate::types::BucketScore;
 
 /// Prompt characters kept per item: enough to label it, bounded so a 1 MB prompt stays small.
@@ -20,7 +25,7 @@ pub const DEFAULT_CAPACITY: usize = 1000;
 /// Bucket scores kept per item.
 const SCORES_KEPT: usize = 3;
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UncertainItem {
     pub decision_id: String,
     /// Seconds since the Unix epoch.
@@ -37,7 +42,7 @@ pub struct UncertainItem {
     pub policy_version: String,
     pub index_version: String,
     /// The request's tenant: a tenant's token sees only its own items.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
 }
 
@@ -49,6 +54,8 @@ pub fn is_uncertain(decision: &Decision, margin_below: f32) -> bool {
 pub struct UncertainQueue {
     capacity: usize,
     inner: Mutex<Inner>,
+    /// The fleet's queue, set once at start-up when the store is shared.
+    shared: OnceLock<SharedUncertain>,
 }
 
 #[derive(Default)]
@@ -63,7 +70,18 @@ impl UncertainQueue {
         Self {
             capacity,
             inner: Mutex::new(Inner::default()),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Hands every item from now on to the fleet's queue too (a second call changes nothing).
+    pub fn share(&self, shared: SharedUncertain) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// The fleet's queue, when the store is shared.
+    pub fn shared(&self) -> Option<&SharedUncertain> {
+        self.shared.get()
     }
 
     pub fn capacity(&self) -> usize {
@@ -98,6 +116,12 @@ impl UncertainQueue {
             index_version: decision.index_version.clone(),
             tenant: tenant.map(str::to_owned),
         };
+        if let Some(shared) = self.shared.get() {
+            match serde_json::to_string(&item) {
+                Ok(json) => shared.offer(tenant.unwrap_or(SHARED_NAMESPACE), json),
+                Err(e) => tracing::warn!(error = %e, "an uncertain item did not serialise"),
+            }
+        }
         let mut inner = self.lock();
         if inner.items.len() == self.capacity {
             inner.items.pop_front();

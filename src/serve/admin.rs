@@ -22,7 +22,8 @@ use crate::store::{NewExample, StoreError};
 use crate::types::{ArchetypeId, BucketId};
 
 pub use super::admin_answers::{
-    Accepted, ArchetypeItem, ArchetypePage, Deleted, FitAnswer, Queued, ReloadAnswer, UncertainPage,
+    Accepted, ArchetypeItem, ArchetypePage, Deleted, FitAnswer, Queued, ReloadAnswer,
+    UncertainPage, UncertainSource,
 };
 
 /// Most examples accepted in one `POST /archetypes`.
@@ -376,19 +377,36 @@ pub async fn uncertain(
     let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let tenant = caller.namespace(query.tenant.as_deref(), &core.tenants)?;
     let queue = core.pipeline.uncertain();
-    let (items, seen) = queue.newest(queue.capacity().max(1));
-    // A tenant's token sees its own items only; the admin sees all unless it names one.
-    let items: Vec<_> = items
-        .into_iter()
-        .filter(|i| caller.may_see(i.tenant.as_deref()))
-        .filter(|i| tenant.is_none() || i.tenant == tenant)
-        .take(limit)
-        .collect();
-    Ok(Json(UncertainPage {
-        items,
+    let (local, seen) = queue.newest(queue.capacity().max(1));
+    let mut page = UncertainPage {
+        items: local,
         held: queue.len(),
         capacity: queue.capacity(),
         seen,
+        source: UncertainSource::Replica,
+        store_error: None,
         uncertain_margin: core.live.snapshot().policy.matching.uncertain_margin,
-    }))
+    };
+    // With a shared store the fleet's queue answers; when it cannot, this replica's does,
+    // and the page says why.
+    if let Some(shared) = queue.shared() {
+        match shared.newest(tenant.as_deref(), limit).await {
+            Ok(rows) => {
+                page.items = rows
+                    .items
+                    .iter()
+                    .filter_map(|json| serde_json::from_str(json).ok())
+                    .collect();
+                page.held = usize::try_from(rows.held).unwrap_or(usize::MAX);
+                page.source = UncertainSource::SharedStore;
+            }
+            Err(e) => page.store_error = Some(e.to_string()),
+        }
+    }
+    // A tenant's token sees its own items only; the admin sees all unless it names one.
+    page.items.retain(|i| {
+        caller.may_see(i.tenant.as_deref()) && (tenant.is_none() || i.tenant == tenant)
+    });
+    page.items.truncate(limit);
+    Ok(Json(page))
 }

@@ -76,8 +76,24 @@ pub struct FitAnswer {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UncertainPage {
     pub items: Vec<UncertainItem>,
+    /// Items held where `source` says.
     pub held: usize,
     pub capacity: usize,
+    /// Uncertain decisions this replica has made since it started.
     pub seen: u64,
+    pub source: UncertainSource,
+    /// Why the shared store's queue did not answer (this replica's own items are shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
     pub uncertain_margin: f32,
+}
+
+/// Whose items a page shows.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UncertainSource {
+    /// This replica's in-memory queue (no shared store, or it did not answer).
+    Replica,
+    /// The fleet's queue in the shared store: every replica's items.
+    SharedStore,
 }

@@ -27,6 +27,8 @@ pub use crate::live::ARCHETYPES_METRIC as ARCHETYPES;
 /// Requests embedded together by the batch worker (recorded in `pipeline::batcher`).
 use crate::pipeline::BATCH_SIZE_METRIC as BATCH_SIZE;
 pub use crate::pipeline::{CACHE_HITS_METRIC as CACHE_HITS, CACHE_MISSES_METRIC as CACHE_MISSES};
+/// Uncertain decisions the shared store's queue never got (recorded in `store::shared`).
+pub use crate::store::shared::uncertain::DROPPED_METRIC as UNCERTAIN_SHARED_DROPPED_TOTAL;
 
 /// Histogram buckets in seconds: the interesting range is 0.1 ms to 50 ms.
 const STAGE_BUCKETS: [f64; 16] = [

@@ -201,6 +201,14 @@ impl ArchetypeStore {
         Arc::clone(&self.health)
     }
 
+    /// The fleet's uncertain-decision queue, when the store is shared.
+    pub fn shared_uncertain(&self, capacity: usize) -> Option<shared::uncertain::SharedUncertain> {
+        match &self.log {
+            ChangeLog::Embedded { .. } => None,
+            ChangeLog::Shared { log, .. } => Some(log.uncertain_queue(capacity)),
+        }
+    }
+
     /// Settings for a LISTEN connection, when the store is shared.
     pub fn listen_config(&self) -> Option<tokio_postgres::Config> {
         match &self.log {

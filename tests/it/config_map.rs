@@ -86,3 +86,50 @@ fn a_config_map_symlink_swap_reloads_the_policy() {
     wait_for_version(&core, "2026-11-30.9");
     assert!(core.live.last_error().is_none());
 }
+
+/// Waits until the reloader has finished `runs` reloads (or fails after a generous minute).
+fn wait_for_runs(core: &semantic_router::serve::Core, runs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while core.reloads.status().runs < runs {
+        assert!(Instant::now() < deadline, "reload {runs} never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn reading_the_archetype_files_reloads_nothing_and_editing_them_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("archetypes");
+    std::fs::create_dir(&watched).unwrap();
+    let file = watched.join("extra.jsonl");
+    let line = r#"{"id": "watch-1", "bucket": "code", "text": "Write a shell one-liner that counts files"}"#;
+    std::fs::write(&file, format!("{line}\n")).unwrap();
+    let core = common::core();
+    let _watch = watch(&common::policy_path(), &watched, core.reloads.clone()).unwrap();
+    let before = core.reloads.status().runs;
+    // inotify reports every open: reading the files (as every reload does) must not count.
+    for _ in 0..20 {
+        std::fs::read_to_string(&file).unwrap();
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        core.reloads.status().runs,
+        before,
+        "reads asked for reloads"
+    );
+
+    std::fs::write(
+        &file,
+        format!(
+            "{line}\n{}\n",
+            line.replace("watch-1", "watch-2")
+                .replace("counts files", "counts lines")
+        ),
+    )
+    .unwrap();
+    wait_for_runs(&core, before + 1);
+    // One edit, one reload: no storm after it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(core.reloads.status().runs, before + 1);
+}

@@ -186,6 +186,54 @@ fn three_replicas_converge_and_the_database_decides_conflicts() {
             "only the contested winner was added"
         );
     }
+
+    // An uncertain decision on one replica is in the fleet's queue on another (written off
+    // the request path, so it may take a moment).
+    let uncertain = uncertain_decision_id(&a1);
+    let started = Instant::now();
+    loop {
+        let (status, page) = http_as(&a3, "GET", "/admin/uncertain?limit=50", None, Some(TOKEN));
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["source"], "shared_store", "{page}");
+        let held = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["decision_id"] == uncertain.as_str());
+        if held {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{uncertain} never reached the shared queue: {page}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Routes prompts that sit between buckets until one decision is uncertain (abstained, or
+/// a margin under the shipped policy's 0.20); its id, once the shared queue holds it.
+fn uncertain_decision_id(addr: &str) -> String {
+    let prompts = [
+        "and?",
+        "again",
+        "the",
+        "hmm, what about the other thing from before?",
+        "asdf qwer zxcv",
+    ];
+    for prompt in prompts {
+        let (status, d) = http(
+            addr,
+            "POST",
+            "/classify",
+            Some(&json!({ "prompt": prompt }).to_string()),
+        );
+        assert_eq!(status, 200, "{d}");
+        if d["abstained"] == true || d["margin"].as_f64().unwrap() < 0.20 {
+            return d["decision_id"].as_str().unwrap().to_owned();
+        }
+    }
+    panic!("none of {prompts:?} was uncertain under the shipped policy");
 }
 
 #[test]

@@ -122,6 +122,10 @@ fn the_page_shows_live_decisions_and_labels_an_uncertain_item() {
     let want = json!({"buckets": buckets, "targets": targets, "decisions": PROMPTS.len()});
     let shown = browser.wait_for(&page, READ_TABLES, |v| v == &want);
     assert_eq!(shown, want);
+    // By hand: `ROUTER_UI_SCREENSHOT=docs/ui.png cargo test --release ui::` saves the page.
+    if let Some(path) = std::env::var_os("ROUTER_UI_SCREENSHOT") {
+        browser.screenshot(&page, std::path::Path::new(&path));
+    }
 
     let (_, _, queue) = rt.block_on(send(&app, as_admin(get("/admin/uncertain"))));
     assert!(

@@ -6,6 +6,7 @@
 
 mod raw;
 mod validate;
+mod validate_bucket;
 mod validated;
 
 use std::path::Path;

@@ -16,6 +16,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
 pub mod schema;
+pub mod uncertain;
 
 use super::{InsertError, JournalEntry, StoreError};
 use crate::types::{ArchetypeId, BucketId};
@@ -25,7 +26,7 @@ pub const CHANNEL: &str = "router_archetypes";
 /// Advisory lock held by every writing transaction (orders `seq`).
 const WRITE_LOCK: i64 = 0x726f_7574_6572_0002;
 /// Longest any one store call may take, connecting included.
-const CALL_DEADLINE: Duration = Duration::from_secs(5);
+pub(super) const CALL_DEADLINE: Duration = Duration::from_secs(5);
 const POOL_SIZE: usize = 4;
 
 /// One change read back from the log.
@@ -112,6 +113,12 @@ impl SharedLog {
     /// The database address without its password, for logs and `/info`.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// The fleet's uncertain-decision queue on this database, its writer started on the
+    /// store's runtime; each namespace keeps its newest `capacity` items.
+    pub fn uncertain_queue(&self, capacity: usize) -> uncertain::SharedUncertain {
+        uncertain::SharedUncertain::start(self.pool.clone(), capacity, &self.runtime)
     }
 
     /// Connection settings for the listener (a dedicated connection outside the pool).
@@ -292,13 +299,13 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn unavailable(e: deadpool_postgres::PoolError) -> StoreError {
+pub(super) fn unavailable(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
 /// Connection trouble (no SQL state, or classes 08 connection, 53 resources, 57 operator
 /// intervention such as a restart) is unavailability; anything else is a database error.
-fn database(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn database(e: tokio_postgres::Error) -> StoreError {
     match e.code().map(|c| c.code()) {
         None => StoreError::Unavailable(e.to_string()),
         Some(code)

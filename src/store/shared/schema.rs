@@ -7,11 +7,12 @@ use tokio_postgres::Client;
 /// Advisory lock held while migrating.
 const MIGRATION_LOCK: i64 = 0x726f_7574_6572_0001;
 
-/// (version, SQL). Version 1: the change log, the unique text per namespace, the uncertain
-/// queue.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE router_archetype_changes (
+/// (version, SQL), oldest first. Version 1: the change log, the unique text per namespace,
+/// the uncertain queue.
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE router_archetype_changes (
          seq bigint PRIMARY KEY,
          namespace text NOT NULL,
          op text NOT NULL CHECK (op IN ('add', 'delete')),
@@ -37,7 +38,13 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          item jsonb NOT NULL,
          created_at timestamptz NOT NULL DEFAULT now()
      );",
-)];
+    ),
+    // Version 2: the uncertain queue is read newest first and trimmed per namespace.
+    (
+        2,
+        "CREATE INDEX router_uncertain_ns ON router_uncertain (namespace, id);",
+    ),
+];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> i32 {

@@ -218,6 +218,25 @@ impl Browser {
         );
     }
 
+    /// Saves `page` as a PNG at 1200 px wide (the README's picture of the page).
+    pub fn screenshot(&mut self, page: &Page, path: &std::path::Path) {
+        use base64::Engine as _;
+        self.call(
+            Some(&page.session),
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+        );
+        let shot = self.call(
+            Some(&page.session),
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true}),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
