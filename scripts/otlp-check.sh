@@ -10,16 +10,23 @@
 #   scripts/otlp-check.sh          (ROUTER_BIN: a binary built with --features otlp;
 #                                   default target/release/router)
 #
-# Installs the decoder into $OTLP_TOOLS (default target/otlp-tools, git-ignored).
+# Installs the decoder with pip into $OTLP_TOOLS (default target/otlp-tools, git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 router=${ROUTER_BIN:-target/release/router}
+[ -x "$router" ] || { echo "otlp-check: build first (cargo build --release --features otlp)" >&2; exit 1; }
+PROTO_VERSION=1.29.0
 tools=${OTLP_TOOLS:-target/otlp-tools}
-if [ ! -x "$tools/bin/python" ]; then
-    python3 -m venv "$tools"
-    "$tools/bin/pip" install --quiet opentelemetry-proto==1.29.0
+stamp="$tools/.installed-$PROTO_VERSION"
+if [ ! -e "$stamp" ]; then
+    rm -rf "$tools"
+    # --target installs beside the system's packages without touching them.
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+        --no-warn-script-location --target "$tools" "opentelemetry-proto==$PROTO_VERSION"
+    touch "$stamp"
 fi
+export PYTHONPATH="$tools${PYTHONPATH:+:$PYTHONPATH}"
 
 work=$(mktemp -d)
 receiver_pid="" router_pid=""
@@ -70,7 +77,7 @@ server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 EOF
-"$tools/bin/python" "$work/receiver.py" 0 "$work/spans.jsonl" > "$work/port" &
+python3 "$work/receiver.py" 0 "$work/spans.jsonl" > "$work/port" &
 receiver_pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
@@ -120,7 +127,11 @@ summary = {
     "content_types": sorted({s["content_type"] for s in spans}),
 }
 print(json.dumps(summary))
-ok = (request and request[0]["parent"] == parent and children
+# The request joins the caller's trace; the batch (the forward pass) and the per-request
+# stages are its children, the embedding under the batch.
+ok = (request and request[0]["parent"] == parent
+      and {"batch", "search", "score", "decide"} <= set(children)
+      and "embed" in summary["names_in_trace"]
       and summary["services"] == ["semantic-router"])
 sys.exit(0 if ok else 1)
 EOF

@@ -39,16 +39,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Human-readable logs on stderr, or one JSON object per line with `ROUTER_LOG_FORMAT=json`
-/// (for log shippers); `ROUTER_LOG` filters both, and the exported spans.
+/// (for log shippers); `ROUTER_LOG` filters both, and the exported spans (which include the
+/// pipeline's debug-level stage spans unless it is set).
 fn init_logging(otlp_endpoint: Option<&str>) -> anyhow::Result<Exporter> {
-    let filter = EnvFilter::try_from_env("ROUTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let log_filter =
+        || EnvFilter::try_from_env("ROUTER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if std::env::var("ROUTER_LOG_FORMAT").is_ok_and(|f| f == "json") {
         fmt.json().boxed()
     } else {
         fmt.boxed()
     };
-    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(log_filter()));
     match otlp_endpoint {
         None => {
             registry.init();
@@ -57,7 +59,11 @@ fn init_logging(otlp_endpoint: Option<&str>) -> anyhow::Result<Exporter> {
         #[cfg(feature = "otlp")]
         Some(endpoint) => {
             let (layer, provider) = semantic_router::serve::otlp::layer(endpoint)?;
-            registry.with(layer).init();
+            // The pipeline's stage spans are at debug level: exported by default, though the
+            // log shows info; ROUTER_LOG, when set, filters both alike.
+            let spans = EnvFilter::try_from_env("ROUTER_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,semantic_router::pipeline=debug"));
+            registry.with(layer.with_filter(spans)).init();
             tracing::info!(endpoint, "exporting trace spans over OTLP/HTTP");
             Ok(Exporter(Some(provider)))
         }

@@ -40,6 +40,9 @@ struct Job {
     /// Held until the job is answered: the queue plus the batch in progress never exceed the
     /// admission limit. Shared by the items of one `/classify/batch`.
     _permit: Arc<OwnedSemaphorePermit>,
+    /// The submitter's span (the request's): the worker thread runs the job's stages in it,
+    /// so traces show them under the request that asked.
+    span: tracing::Span,
 }
 
 /// The sending side; cheap to clone. The worker ends when every sender is dropped.
@@ -71,6 +74,7 @@ impl Batcher {
             snapshot,
             reply,
             _permit: permit,
+            span: tracing::Span::current(),
         };
         self.queue
             .send(job)
@@ -132,10 +136,23 @@ fn length_groups<T>(mut items: Vec<T>, len: impl Fn(&T) -> usize) -> Vec<Vec<T>>
 
 fn run_group(stages: &Stages, group: Vec<Job>) {
     let texts: Vec<&str> = group.iter().map(|j| j.text.as_str()).collect();
-    match stages.embed(&texts) {
+    // One forward pass serves every request of the group: its span is a child of the first
+    // request's and follows from the others' (in OpenTelemetry, a parent and links).
+    let batch_span = group.first().map_or_else(tracing::Span::none, |first| {
+        first
+            .span
+            .in_scope(|| tracing::debug_span!("batch", requests = group.len()))
+    });
+    for job in group.iter().skip(1) {
+        batch_span.follows_from(&job.span);
+    }
+    match batch_span.in_scope(|| stages.embed(&texts)) {
         Ok(embedded) => {
             for (job, embedded) in group.into_iter().zip(embedded) {
-                let result = stages.retrieve(&job.snapshot, embedded).map(Arc::new);
+                let result = job
+                    .span
+                    .in_scope(|| stages.retrieve(&job.snapshot, embedded))
+                    .map(Arc::new);
                 let _ = job.reply.send(result);
             }
         }
