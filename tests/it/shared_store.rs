@@ -212,7 +212,7 @@ fn three_replicas_converge_and_the_database_decides_conflicts() {
 }
 
 /// Routes prompts that sit between buckets until one decision is uncertain (abstained, or
-/// a margin under the shipped policy's 0.20); its id, once the shared queue holds it.
+/// a margin under the shipped policy's 0.20) and returns its decision id.
 fn uncertain_decision_id(addr: &str) -> String {
     let prompts = [
         "and?",
