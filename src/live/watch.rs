@@ -57,25 +57,18 @@ pub fn watch(policy: &Path, archetypes: &Path, reloads: ReloadHandle) -> notify:
             archetypes_changed |= path.starts_with(&archetypes_for_events)
                 && (path.extension().is_some_and(|e| e == "jsonl") || is_kubelet_entry(&path));
         }
-        if policy_dir_touched {
-            let now = content_hash(&policy_for_events);
-            if now == seen {
-                tracing::debug!(dir = %policy_dir_for_events.display(), "policy directory changed, the policy did not");
-            } else {
-                seen = now;
-                tracing::info!(path = %policy_for_events.display(), "policy file changed");
-                reloads.send(ReloadKind::Policy);
-            }
+        if policy_dir_touched && replace_if_changed(&mut seen, content_hash(&policy_for_events)) {
+            tracing::info!(path = %policy_for_events.display(), "policy file changed");
+            reloads.send(ReloadKind::Policy);
         }
-        if archetypes_changed {
-            let now = archetypes_hash(&archetypes_for_events);
-            if now == seen_archetypes {
-                tracing::debug!(dir = %archetypes_for_events.display(), "archetype files touched, not changed");
-            } else {
-                seen_archetypes = now;
-                tracing::info!(dir = %archetypes_for_events.display(), "archetype files changed");
-                reloads.send(ReloadKind::Archetypes);
-            }
+        if archetypes_changed
+            && replace_if_changed(
+                &mut seen_archetypes,
+                archetypes_hash(&archetypes_for_events),
+            )
+        {
+            tracing::info!(dir = %archetypes_for_events.display(), "archetype files changed");
+            reloads.send(ReloadKind::Archetypes);
         }
     })?;
     debouncer
@@ -90,6 +83,16 @@ pub fn watch(policy: &Path, archetypes: &Path, reloads: ReloadHandle) -> notify:
     Ok(Watch {
         _debouncer: debouncer,
     })
+}
+
+/// Whether `now` differs from what was last seen (then it becomes what was seen): events
+/// that touched files without changing them ask for nothing.
+fn replace_if_changed(seen: &mut Option<[u8; 32]>, now: Option<[u8; 32]>) -> bool {
+    if *seen == now {
+        return false;
+    }
+    *seen = now;
+    true
 }
 
 /// The sha256 of the file's content, read through symlinks; `None` while it cannot be read

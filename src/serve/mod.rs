@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_answers;
+pub mod admin_uncertain;
 pub mod admission;
 pub mod answers;
 pub mod auth;
@@ -228,7 +229,7 @@ routes! {
         post "/admin/reload" => admin::reload,
         post "/admin/rebuild" => admin::rebuild,
         post "/admin/fit" => admin::fit,
-        get "/admin/uncertain" => admin::uncertain,
+        get "/admin/uncertain" => admin_uncertain::uncertain,
         get "/admin/stats" => stats::stats,
     }
     client {

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{admin, handlers, stats, status, ui};
+use super::{admin, admin_uncertain, handlers, stats, status, ui};
 
 /// The errors every admin endpoint can answer, besides its own.
 #[derive(Debug, IntoResponses)]
@@ -127,7 +127,7 @@ impl Modify for TraceHeaders {
         admin::reload,
         admin::rebuild,
         admin::fit,
-        admin::uncertain,
+        admin_uncertain::uncertain,
         stats::stats,
         openapi_json,
         ui::page,

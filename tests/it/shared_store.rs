@@ -72,7 +72,8 @@ fn wait_for_version(addr: &str, version: &str) -> Duration {
     started.elapsed()
 }
 
-fn neighbour_ids(addr: &str, prompt: &str) -> Vec<String> {
+/// One `/classify` of `prompt`, which must answer 200: the decision.
+fn classify(addr: &str, prompt: &str) -> Value {
     let (status, d) = http(
         addr,
         "POST",
@@ -80,7 +81,11 @@ fn neighbour_ids(addr: &str, prompt: &str) -> Vec<String> {
         Some(&json!({ "prompt": prompt }).to_string()),
     );
     assert_eq!(status, 200, "{d}");
-    d["neighbours"]
+    d
+}
+
+fn neighbour_ids(addr: &str, prompt: &str) -> Vec<String> {
+    classify(addr, prompt)["neighbours"]
         .as_array()
         .unwrap()
         .iter()
@@ -222,13 +227,7 @@ fn uncertain_decision_id(addr: &str) -> String {
         "asdf qwer zxcv",
     ];
     for prompt in prompts {
-        let (status, d) = http(
-            addr,
-            "POST",
-            "/classify",
-            Some(&json!({ "prompt": prompt }).to_string()),
-        );
-        assert_eq!(status, 200, "{d}");
+        let d = classify(addr, prompt);
         if d["abstained"] == true || d["margin"].as_f64().unwrap() < 0.20 {
             return d["decision_id"].as_str().unwrap().to_owned();
         }
