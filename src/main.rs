@@ -25,6 +25,8 @@ fn main() -> anyhow::Result<()> {
     let exporter = init_logging(otlp_endpoint.as_deref())?;
     let result = match cli.command {
         Command::Serve(args) => {
+            // Before anything runs the model: its pool starts at the model's priority.
+            semantic_router::embed::threads::start_model_pool(args.model_nice)?;
             let edge = edge_settings(&args.edge)?;
             let settings = args.into_settings()?;
             tokio::runtime::Builder::new_multi_thread()

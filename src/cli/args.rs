@@ -118,6 +118,12 @@ pub struct ServeArgs {
     /// once when the queue ahead would take longer).
     #[arg(long, env = "ROUTER_QUEUE_BUDGET_MS", default_value_t = Limits::default().queue_budget_ms)]
     pub queue_budget_ms: u64,
+    /// Nice value (0-19) of the threads that run the model; 0 keeps the process's own. The
+    /// service's async threads then preempt them, so refusals, cache hits and health checks
+    /// stay fast while the model is saturated (Linux; elsewhere ignored).
+    #[arg(long, env = "ROUTER_MODEL_NICE", default_value_t = 10,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub model_nice: i32,
     /// Largest request body in bytes (larger bodies get 413).
     #[arg(long, env = "ROUTER_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,

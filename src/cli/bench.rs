@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::bench_load::{connect, request, run_load, Load, Timed};
+use super::bench_load::{connect, request, run_load, service_refusals, Load, Timed};
 use super::ModelArgs;
 use crate::embed::Embedder;
 use crate::eval::Percentiles;
@@ -108,6 +108,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Some(embed_baseline(&args.model, &prompts, args.requests)?)
     };
     let around_model = embed.as_ref().map(|e| p.p50 - e.p50);
+    let service_refused = service_refusals(&addr)?;
     let refused = Percentiles::of(&mut refusal_ms);
     let report = json!({
         "served_model_p50_ms": served_model.p50,
@@ -124,6 +125,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "non_200_by_status": statuses,
         "refusal_429_p50_ms": (!refusal_ms.is_empty()).then_some(refused.p50),
         "refusal_429_p99_ms": (!refusal_ms.is_empty()).then_some(refused.p99),
+        "service_refusal_429_within_1ms_share": service_refused.as_ref().map(|r| r.within_1ms),
+        "service_refusal_429_p99_at_most_ms": service_refused.as_ref().map(|r| r.p99_at_most_ms),
         "requests": args.requests,
         "concurrency": args.concurrency,
         "prompts": args.prompts.display().to_string(),
@@ -143,7 +146,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         ) + &format!(
             "\nmodel (tokenize + forward pass, as the service reported): p50 {:.2} ms; the rest of each request: p50 {:.2} ms  p99 {:.2} ms (search p50 {:.2} ms; outside the pipeline p50 {:.2} ms)",
             served_model.p50, around.p50, around.p99, search_p50, outside_p50,
-        ) + &embed.as_ref().map_or(String::new(), |e| format!(
+        ) + &service_refused.as_ref().map_or(String::new(), |r| format!(
+            "\n429s: client-side p50 {:.2} ms  p99 {:.2} ms; the service's own (router_request_duration_seconds): {:.1} % of {} within 1 ms, p99 at most {} ms",
+            refused.p50, refused.p99, r.within_1ms * 100.0, r.count, r.p99_at_most_ms,
+        )) + &embed.as_ref().map_or(String::new(), |e| format!(
             "\nin-process embedding of the same prompts: p50 {:.2} ms  p99 {:.2} ms  (HTTP p50 minus it: {:.2} ms)",
             e.p50, e.p99, p.p50 - e.p50,
         ))

@@ -131,6 +131,21 @@ pub(super) fn request(
     path: &str,
     body: &str,
 ) -> anyhow::Result<(u16, Value)> {
+    let (status, payload) = request_bytes(stream, addr, method, path, body)?;
+    Ok((
+        status,
+        serde_json::from_slice(&payload).unwrap_or(Value::Null),
+    ))
+}
+
+/// The same exchange, the body left as bytes (`/metrics` is text).
+fn request_bytes(
+    stream: &mut TcpStream,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -163,8 +178,82 @@ pub(super) fn request(
     if !reader.buffer().is_empty() {
         bail!("unexpected bytes after the response");
     }
-    Ok((
-        status,
-        serde_json::from_slice(&payload).unwrap_or(Value::Null),
-    ))
+    Ok((status, payload))
+}
+
+/// How fast the service itself refused: `/classify` 429s by the upper bounds of
+/// `router_request_duration_seconds` (cumulative since the service started).
+pub(super) struct ServiceRefusals {
+    pub(super) count: u64,
+    /// Share answered within 1 ms of the routed request head.
+    pub(super) within_1ms: f64,
+    /// The smallest bucket bound that holds 99 % of them, in ms.
+    pub(super) p99_at_most_ms: f64,
+}
+
+pub(super) fn service_refusals(addr: &str) -> anyhow::Result<Option<ServiceRefusals>> {
+    let (status, text) = request_bytes(&mut connect(addr)?, addr, "GET", "/metrics", "")?;
+    if status != 200 {
+        bail!("GET /metrics answered {status}");
+    }
+    Ok(refusals_in(&String::from_utf8_lossy(&text)))
+}
+
+fn refusals_in(metrics: &str) -> Option<ServiceRefusals> {
+    // (upper bound in seconds, requests at most that long), in the exporter's ascending order.
+    let buckets: Vec<(f64, u64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with("router_request_duration_seconds_bucket{"))
+        .filter(|l| l.contains(r#"route="/classify""#) && l.contains(r#"status="429""#))
+        .filter_map(|l| {
+            let le = l.split(r#"le=""#).nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    let count = buckets.last()?.1;
+    if count == 0 {
+        return None;
+    }
+    let within = |secs: f64| {
+        buckets
+            .iter()
+            .filter(|(bound, _)| *bound <= secs)
+            .map(|&(_, n)| n)
+            .max()
+            .unwrap_or(0)
+    };
+    let p99 = buckets
+        .iter()
+        .find(|&&(_, n)| n as f64 >= 0.99 * count as f64)
+        .map_or(f64::INFINITY, |&(bound, _)| bound);
+    Some(ServiceRefusals {
+        count,
+        within_1ms: within(0.001) as f64 / count as f64,
+        p99_at_most_ms: p99 * 1000.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_times_are_read_from_the_request_histogram() {
+        let text = r#"router_request_duration_seconds_bucket{route="/classify",status="200",le="0.001"} 0
+router_request_duration_seconds_bucket{route="/classify",status="429",le="0.0005"} 90
+router_request_duration_seconds_bucket{route="/classify",status="429",le="0.001"} 98
+router_request_duration_seconds_bucket{route="/classify",status="429",le="0.0025"} 100
+router_request_duration_seconds_bucket{route="/classify",status="429",le="+Inf"} 100
+"#;
+        let r = refusals_in(text).unwrap();
+        assert_eq!(r.count, 100);
+        assert!((r.within_1ms - 0.98).abs() < 1e-9);
+        assert!((r.p99_at_most_ms - 2.5).abs() < 1e-9);
+        assert!(refusals_in("router_requests_total 3\n").is_none());
+    }
 }

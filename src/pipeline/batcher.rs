@@ -93,6 +93,8 @@ impl Pending {
 }
 
 fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>) {
+    // The worker feeds the model: it yields the cores to the async threads as the model does.
+    crate::embed::threads::join_model_priority();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {

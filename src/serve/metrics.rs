@@ -6,6 +6,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::decide::Phase;
 
 pub const REQUESTS_TOTAL: &str = "router_requests_total";
+/// Time from the routed request head to the response head, by route and status: a 429's
+/// shows how fast refusals are on the service's side, apart from the clients' own scheduling.
+pub const REQUEST_DURATION_SECONDS: &str = "router_request_duration_seconds";
 pub const STAGE_DURATION_SECONDS: &str = "router_stage_duration_seconds";
 pub const DECISIONS_TOTAL: &str = "router_decisions_total";
 /// Requests refused by admission (429 overloaded).
@@ -36,6 +39,12 @@ const STAGE_BUCKETS: [f64; 16] = [
     0.05, 0.1, 0.25,
 ];
 
+/// Whole requests, from a refusal (well under a millisecond) to a long prompt in a queue.
+const REQUEST_BUCKETS: [f64; 16] = [
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0,
+];
+
 const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0];
 
 /// Installs the process-wide recorder (the `metrics` facade is global by design) and returns
@@ -46,6 +55,11 @@ pub fn install() -> PrometheusHandle {
         .set_buckets_for_metric(
             Matcher::Full(STAGE_DURATION_SECONDS.to_owned()),
             &STAGE_BUCKETS,
+        )
+        .expect("bucket list is non-empty. This is a bug.")
+        .set_buckets_for_metric(
+            Matcher::Full(REQUEST_DURATION_SECONDS.to_owned()),
+            &REQUEST_BUCKETS,
         )
         .expect("bucket list is non-empty. This is a bug.")
         .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.to_owned()), &BATCH_BUCKETS)

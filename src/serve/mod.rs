@@ -306,14 +306,18 @@ fn log_failure(
     }
 }
 
-/// `router_requests_total{route, status}`; the route is the matched pattern, never the raw path.
+/// `router_requests_total{route, status}` and `router_request_duration_seconds{route, status}`;
+/// the route is the matched pattern, never the raw path.
 async fn count_requests(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    ::metrics::counter!(metrics::REQUESTS_TOTAL, "route" => route, "status" => response.status().as_u16().to_string())
-        .increment(1);
+    let status = response.status().as_u16().to_string();
+    ::metrics::histogram!(metrics::REQUEST_DURATION_SECONDS, "route" => route.clone(), "status" => status.clone())
+        .record(started.elapsed().as_secs_f64());
+    ::metrics::counter!(metrics::REQUESTS_TOTAL, "route" => route, "status" => status).increment(1);
     response
 }

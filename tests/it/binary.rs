@@ -174,6 +174,8 @@ fn serve_on_port_zero_answers_and_drains_on_sigterm() {
     );
     let (status, _) = http(&addr, "GET", "/metrics", None);
     assert_eq!(status, 200);
+    #[cfg(target_os = "linux")]
+    assert_model_threads_yield_to_the_service(child.0.id());
 
     // SIGTERM: not ready ("draining") at once, while requests are still served.
     sigterm(&child);
@@ -230,6 +232,44 @@ fn serve_on_port_zero_answers_and_drains_on_sigterm() {
         "{}",
         log.join("\n")
     );
+}
+
+/// The threads that run the model are at the default `--model-nice` (10, or the process's
+/// own if that is higher); the async threads that answer requests keep the process's.
+#[cfg(target_os = "linux")]
+fn assert_model_threads_yield_to_the_service(pid: u32) {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+        // Fields after the parenthesised name: state is the 3rd field, nice the 19th.
+        let after_name = stat.rsplit(')').next().unwrap();
+        let nice: i32 = after_name
+            .split_whitespace()
+            .nth(16)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let main = task.ends_with(pid.to_string());
+        threads.push((name.trim().to_owned(), nice, main));
+    }
+    let nice_of = |prefix: &str| -> Vec<i32> {
+        let named = threads.iter().filter(|(n, _, _)| n.starts_with(prefix));
+        named.map(|&(_, nice, _)| nice).collect()
+    };
+    let process = threads.iter().find(|t| t.2).map(|t| t.1).unwrap();
+    let model = nice_of("router-model-");
+    assert!(!model.is_empty(), "{threads:?}");
+    assert!(model.iter().all(|&n| n == process.max(10)), "{threads:?}");
+    assert_eq!(
+        nice_of("router-batcher"),
+        vec![process.max(10)],
+        "{threads:?}"
+    );
+    let service = nice_of("tokio-rt-worker");
+    assert!(!service.is_empty(), "{threads:?}");
+    assert!(service.iter().all(|&n| n == process), "{threads:?}");
 }
 
 fn run_with_stdin(command: &mut Command, stdin: &str) -> (bool, Vec<Value>, String) {

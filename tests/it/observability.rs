@@ -121,6 +121,22 @@ async fn metrics_name_each_series_with_its_labels() {
     assert_series(&scrape, "router_requests_total", &ok, 3.0);
     let unmatched = [("route", "unmatched"), ("status", "404")];
     assert_series(&scrape, "router_requests_total", &unmatched, 1.0);
+    // Whole-request times by route and status; a refusal's are there too.
+    assert_series(&scrape, "router_request_duration_seconds_count", &ok, 3.0);
+    let refused = [("route", "/classify"), ("status", "429")];
+    assert_series(
+        &scrape,
+        "router_request_duration_seconds_count",
+        &refused,
+        1.0,
+    );
+    let finest = [("route", "/classify"), ("status", "429"), ("le", "0.00025")];
+    assert_series(
+        &scrape,
+        "router_request_duration_seconds_bucket",
+        &finest,
+        0.0,
+    );
     for stage in ["tokenize", "embed", "search", "score", "decide", "total"] {
         // 0.1 ms is the finest bucket; 50 ms is one too.
         for le in ["0.0001", "0.05", "+Inf"] {
