@@ -55,15 +55,7 @@ pub async fn feedback(
         .feedback_limiter
         .take(&caller, std::time::Instant::now())
         .map_err(|retry_after_s| ApiError::FeedbackRateLimited { retry_after_s })?;
-    let snapshot = core.live.snapshot();
-    if snapshot.policy.target(&feedback.target).is_none() {
-        let known: Vec<&str> = snapshot.policy.targets.keys().map(String::as_str).collect();
-        return Err(ApiError::UnknownTarget(format!(
-            "unknown target `{}` (targets: {})",
-            feedback.target,
-            known.join(", ")
-        )));
-    }
+    let snapshot = declaring_snapshot(core, &feedback.target)?;
     let decision_id = verify(&state, &feedback)?;
     state
         .feedback_replay
@@ -101,6 +93,31 @@ pub async fn feedback(
         target: feedback.target,
         state: transition.to,
     }))
+}
+
+/// The snapshot whose policy declares `target`: the shared one, else a tenant's own (a
+/// tenant with its own policy decides for its own targets). Breakers live on the one board
+/// every namespace shares, since a provider's health is the same for all of them; a target
+/// declared by several policies takes the shared policy's health settings, else the first
+/// tenant's by name.
+fn declaring_snapshot(
+    core: &super::Core,
+    target: &str,
+) -> Result<std::sync::Arc<crate::pipeline::Snapshot>, ApiError> {
+    let snapshots =
+        std::iter::once(core.live.snapshot()).chain(core.tenants.iter().map(|t| t.live.snapshot()));
+    let mut known = std::collections::BTreeSet::new();
+    for snapshot in snapshots {
+        if snapshot.policy.target(target).is_some() {
+            return Ok(snapshot);
+        }
+        known.extend(snapshot.policy.targets.keys().cloned());
+    }
+    let known: Vec<String> = known.into_iter().collect();
+    Err(ApiError::UnknownTarget(format!(
+        "unknown target `{target}` (targets: {})",
+        known.join(", ")
+    )))
 }
 
 /// Refuses a report without a token the router issued for its decision and target; the

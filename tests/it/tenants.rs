@@ -152,6 +152,24 @@ async fn a_tenants_policy_routes_to_its_targets_and_cache_hits_stay_within_a_ten
     assert_eq!(gamma["bucket"], "code", "{gamma}");
     assert_eq!(gamma["target"]["name"], "gamma-coder", "{gamma}");
     assert_ne!(shared["target"]["name"], "gamma-coder", "{shared}");
+    // Callers report outcomes of gamma's own target as of any other: its breaker learns them.
+    let report = json!({
+        "target": "gamma-coder",
+        "outcome": "server_error",
+        "decision_id": gamma["decision_id"],
+        "feedback_token": gamma["feedback_tokens"]["gamma-coder"],
+    });
+    let (status, _, answer) = send(&app, post_json("/feedback", &report)).await;
+    assert_eq!(status.as_u16(), 200, "{answer}");
+    assert_eq!(answer["target"], "gamma-coder", "{answer}");
+    let unknown = json!({"target": "no-such-coder", "outcome": "ok"});
+    let (status, _, answer) = send(&app, post_json("/feedback", &unknown)).await;
+    assert_eq!(status.as_u16(), 422, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("gamma-coder") && message.contains("nano-a"),
+        "{message}"
+    );
 
     // acme asks twice: the second is a hit. beta asking the same is a miss: the cache does
     // not tell beta that someone else sent it.
