@@ -107,6 +107,23 @@ pub struct InfoAnswer {
     pub limits: Limits,
     /// Where archetype changes are kept, and whether that store answers.
     pub store: crate::store::StoreStatus,
+    /// What each configured tenant's namespace serves now, so a fleet's convergence can be
+    /// checked per tenant (absent without a tenants file).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tenants: std::collections::BTreeMap<String, TenantInfo>,
+}
+
+/// One tenant's namespace in `GET /info`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantInfo {
+    pub index_version: String,
+    /// Vectors in its index (the shared ones included unless `replace`).
+    pub index_size: usize,
+    pub policy_version: String,
+    /// Whether it serves its own examples only.
+    pub replace: bool,
+    /// The last failed rebuild or reload of this namespace, if any.
+    pub last_reload_error: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

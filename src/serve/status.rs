@@ -8,6 +8,7 @@ use axum::Json;
 
 use super::answers::{
     BuildInfo, HealthAnswer, IndexInfo, InfoAnswer, PolicyInfo, ReadyAnswer, TargetsAnswer,
+    TenantInfo,
 };
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
@@ -93,6 +94,21 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<InfoAnswer>, Api
         },
         limits: state.limits,
         store: core.store_health.status(),
+        tenants: core
+            .tenants
+            .iter()
+            .map(|tenant| {
+                let snapshot = tenant.live.snapshot();
+                let info = TenantInfo {
+                    index_version: snapshot.bundle.version().to_owned(),
+                    index_size: snapshot.bundle.len(),
+                    policy_version: snapshot.policy.version.clone(),
+                    replace: tenant.config.replace,
+                    last_reload_error: tenant.live.last_error(),
+                };
+                (tenant.config.name.clone(), info)
+            })
+            .collect(),
     }))
 }
 

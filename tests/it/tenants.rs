@@ -152,6 +152,22 @@ async fn a_tenants_policy_routes_to_its_targets_and_cache_hits_stay_within_a_ten
     assert_eq!(gamma["bucket"], "code", "{gamma}");
     assert_eq!(gamma["target"]["name"], "gamma-coder", "{gamma}");
     assert_ne!(shared["target"]["name"], "gamma-coder", "{shared}");
+    // /info shows each namespace's versions: what gamma's decisions carry.
+    let (_, _, info) = send(&app, get("/info")).await;
+    let tenants = &info["tenants"];
+    assert_eq!(
+        tenants["gamma"]["index_version"], gamma["index_version"],
+        "{info}"
+    );
+    assert_eq!(
+        tenants["gamma"]["policy_version"], gamma["policy_version"],
+        "{info}"
+    );
+    assert_eq!(tenants["gamma"]["replace"], false, "{info}");
+    assert!(
+        tenants["acme"]["index_size"].as_u64().unwrap() > 0,
+        "{info}"
+    );
     // Callers report outcomes of gamma's own target as of any other: its breaker learns them.
     let report = json!({
         "target": "gamma-coder",
