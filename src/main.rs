@@ -110,6 +110,7 @@ fn edge_settings(args: &EdgeArgs) -> anyhow::Result<EdgeSettings> {
             header_read_timeout: Duration::from_millis(args.header_read_timeout_ms.max(1)),
             idle_timeout: Duration::from_millis(args.idle_timeout_ms.max(1)),
             max_connections: args.max_connections.max(1),
+            max_connections_per_peer: args.max_connections_per_peer,
         },
         timeouts: RequestTimeouts {
             body_read: Duration::from_millis(args.body_read_timeout_ms.max(1)),

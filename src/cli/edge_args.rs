@@ -26,6 +26,11 @@ pub struct EdgeArgs {
     /// Each open connection holds a few KiB to tens of KiB of buffers.
     #[arg(long, env = "ROUTER_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Open connections from one peer address at most; one more is answered 503
+    /// too_many_connections and closed. 0 (the default) sets no such cap: behind a load
+    /// balancer or a NAT, many clients share one address.
+    #[arg(long, env = "ROUTER_MAX_CONNECTIONS_PER_PEER", default_value_t = 0)]
+    pub max_connections_per_peer: usize,
     /// File of client tokens' sha256 hex digests, one a line (`printf %s TOKEN | sha256sum`):
     /// /classify, /classify/batch, /embed and /feedback then need `Authorization: Bearer
     /// <token>` (401 without, 403 unknown_client_token). Without it they stay open.

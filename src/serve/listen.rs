@@ -1,15 +1,16 @@
 //! The accept loop of `router serve`, in place of `axum::serve`: the same graceful shutdown,
 //! plus what a server facing untrusted clients needs and `axum::serve` does not offer: a cap on
-//! open connections (refused beyond it) and a watchdog per connection that closes a request
+//! open connections (refused beyond it), optionally one per peer address, and a watchdog per connection that closes a request
 //! head that does not arrive in time (slowloris) and a keep-alive connection left idle.
 //!
 //! Body and whole-request deadlines are per request, so they live in the router's layers
 //! (`serve::deadline`), not here.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -26,7 +27,8 @@ use super::conn_activity::{Activity, Tracked};
 use super::error::ApiError;
 
 pub const CONNECTIONS_OPEN: &str = "router_connections_open";
-/// Connections refused because `--max-connections` were open.
+/// Connections refused, by `reason`: `max_connections` (that many were open) or
+/// `max_connections_per_peer` (that many were open from the same address).
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "router_connections_refused_total";
 /// Connections the watchdog closed, by `reason` (header_timeout, idle_timeout).
 pub const CONNECTIONS_CUT_TOTAL: &str = "router_connections_cut_total";
@@ -40,6 +42,9 @@ pub struct ConnLimits {
     pub idle_timeout: Duration,
     /// Open connections at most; one more is answered 503 and closed at once.
     pub max_connections: usize,
+    /// Open connections from one peer address at most (0: no such cap). Off by default:
+    /// behind a load balancer or a NAT every client shares a few addresses.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for ConnLimits {
@@ -48,6 +53,7 @@ impl Default for ConnLimits {
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_peer: 0,
         }
     }
 }
@@ -61,6 +67,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let peers = Arc::new(Mutex::new(HashMap::new()));
     // `stop` turns true at shutdown; every connection task holds a `done` receiver, so the
     // sender's `closed()` resolves when the last one ends.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -79,7 +86,12 @@ pub async fn serve(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refuse(&stream);
+            refuse(&stream, "max_connections");
+            continue;
+        };
+        let Some(peer_slot) = PeerSlot::take(&peers, peer.ip(), limits.max_connections_per_peer)
+        else {
+            refuse(&stream, "max_connections_per_peer");
             continue;
         };
         let app = app.clone();
@@ -90,7 +102,7 @@ pub async fn serve(
             ::metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
             connection(stream, peer, app, limits, stop).await;
             ::metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
-            drop((slot, done));
+            drop((slot, peer_slot, done));
         });
     }
     drop(listener);
@@ -99,9 +111,55 @@ pub async fn serve(
     done_tx.closed().await;
 }
 
+/// Open connections by peer address; only addresses with one open are kept.
+type PeerCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection's place in its peer's count, given back when dropped.
+struct PeerSlot {
+    peers: PeerCounts,
+    ip: IpAddr,
+}
+
+impl PeerSlot {
+    /// A place for one more connection from `ip`, unless `cap` (0: none) are open. Without a
+    /// cap nothing is counted.
+    fn take(peers: &PeerCounts, ip: IpAddr, cap: usize) -> Option<Option<Self>> {
+        if cap == 0 {
+            return Some(None);
+        }
+        let mut counts = peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = counts.entry(ip).or_insert(0);
+        if *open >= cap {
+            return None;
+        }
+        *open += 1;
+        Some(Some(Self {
+            peers: Arc::clone(peers),
+            ip,
+        }))
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(open) = counts.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Too many open connections: a 503 if the socket takes it without waiting, then close.
-fn refuse(stream: &TcpStream) {
-    ::metrics::counter!(CONNECTIONS_REFUSED_TOTAL).increment(1);
+fn refuse(stream: &TcpStream, reason: &'static str) {
+    ::metrics::counter!(CONNECTIONS_REFUSED_TOTAL, "reason" => reason).increment(1);
     let error = ApiError::TooManyConnections;
     let body = serde_json::to_string(&error.body()).unwrap_or_default();
     let response = format!(

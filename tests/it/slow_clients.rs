@@ -120,6 +120,7 @@ async fn half_sent_heads_are_closed_on_time_while_normal_requests_answer() {
             header_read_timeout: header,
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_peer: 0,
         },
         RequestTimeouts::default(),
     )
@@ -145,6 +146,72 @@ async fn half_sent_heads_are_closed_on_time_while_normal_requests_answer() {
     server.shut_down().await;
 }
 
+/// Connects to `addr` from the loopback address `from` (all of 127.0.0.0/8 is loopback on Linux).
+async fn connect_from(from: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn one_peer_cannot_take_every_connection_when_a_per_peer_cap_is_set() {
+    let server = Server::start(
+        ConnLimits {
+            header_read_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(600),
+            max_connections: 1024,
+            max_connections_per_peer: 3,
+        },
+        RequestTimeouts::default(),
+    )
+    .await;
+    let greedy = [127, 0, 0, 2];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from(greedy, server.addr).await;
+        stream
+            .write_all(b"POST /classify HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // A fourth from the same address is answered 503 and closed; others still get in.
+    let mut fourth = connect_from(greedy, server.addr).await;
+    let (status, body) = read_response(&mut fourth).await;
+    assert!(status == 503 || status == 0, "{status} {body}");
+    if status == 503 {
+        assert_eq!(body["error"]["code"], "too_many_connections", "{body}");
+    }
+    let mut other = connect_from([127, 0, 0, 3], server.addr).await;
+    other
+        .write_all(classify_request(server.addr).as_bytes())
+        .await
+        .unwrap();
+    let (status, body) = read_response(&mut other).await;
+    assert_eq!(status, 200, "{body}");
+    // The greedy peer's places come back when its connections close.
+    drop(held);
+    let deadline = Instant::now() + SLACK;
+    loop {
+        let mut again = connect_from(greedy, server.addr).await;
+        again
+            .write_all(classify_request(server.addr).as_bytes())
+            .await
+            .unwrap();
+        let (status, body) = read_response(&mut again).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no place came back: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shut_down().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_past_the_cap_are_refused_and_slots_come_back() {
     // A header timeout far longer than the test: whatever closes early was refused.
@@ -153,6 +220,7 @@ async fn connections_past_the_cap_are_refused_and_slots_come_back() {
             header_read_timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(600),
             max_connections: 20,
+            max_connections_per_peer: 0,
         },
         RequestTimeouts::default(),
     )
@@ -190,6 +258,7 @@ async fn idle_keep_alive_is_closed_stalled_bodies_get_408_and_trickles_hit_the_d
             header_read_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_millis(500),
             max_connections: 1024,
+            max_connections_per_peer: 0,
         },
         RequestTimeouts {
             body_read: Duration::from_millis(700),
@@ -254,6 +323,7 @@ async fn shutdown_returns_with_half_open_connections_still_there() {
             header_read_timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(600),
             max_connections: 1024,
+            max_connections_per_peer: 0,
         },
         RequestTimeouts::default(),
     )
