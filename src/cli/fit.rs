@@ -12,7 +12,7 @@ use super::ModelArgs;
 use crate::eval::{evaluate_embedded, EvalOptions};
 use crate::index::HnswParams;
 use crate::pipeline::compose::{load_embedder, progress_bar};
-use crate::pipeline::indexer::{embed_all, embed_index, fit_index};
+use crate::pipeline::indexer::{embed_all, embed_index, fit_index, Reuse};
 use crate::scoring::{CalibrationRows, FitOptions, DEFAULT_TARGET_PRECISION};
 use crate::store::{read_labeled_rows, ExampleSet, RowFilter, Strictness};
 use crate::types::{BucketId, ScorerKind};
@@ -68,7 +68,7 @@ pub fn run(args: &FitArgs) -> anyhow::Result<()> {
         &examples,
         embedder.as_ref(),
         HnswParams::default(),
-        None,
+        Reuse::default(),
         &|done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);

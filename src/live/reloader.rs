@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::{LiveState, Tenants, Versions};
 use crate::embed::Embedder;
 use crate::index::HnswParams;
-use crate::pipeline::indexer::rebuild_index_fitted;
+use crate::pipeline::indexer::{rebuild_index_fitted, Reuse};
 use crate::scoring::{FitOptions, FitReport};
-use crate::store::ArchetypeStore;
+use crate::store::{ArchetypeStore, VectorCache};
 
 mod tenant_rebuild;
 
@@ -206,6 +206,8 @@ pub struct Reloader {
     pub fit: Mutex<FitOptions>,
     /// The configured tenants: each rebuilt after the shared namespace.
     pub tenants: Arc<Tenants>,
+    /// Vectors the fleet embedded before (a shared store), so rebuilds embed only new texts.
+    pub vectors: Option<Arc<dyn VectorCache>>,
 }
 
 impl Reloader {
@@ -289,7 +291,7 @@ impl Reloader {
             &examples,
             self.embedder.as_ref(),
             self.hnsw,
-            Some(&previous.bundle),
+            Reuse::previous(&previous.bundle).with_cache(self.vectors.as_deref()),
             &fit,
             &|_, _| {},
         )

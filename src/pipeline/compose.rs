@@ -222,6 +222,7 @@ pub fn load_bundle(
     bundle_dir: &Path,
     examples: &crate::store::ExampleSet,
     embedder: &dyn Embedder,
+    cache: Option<&dyn crate::store::VectorCache>,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Bundle, ComposeError> {
     if let Some(dir) = explicit {
@@ -232,6 +233,7 @@ pub fn load_bundle(
         examples,
         embedder,
         HnswParams::default(),
+        cache,
         progress,
     )?;
     match origin {
@@ -263,6 +265,7 @@ pub struct CoreParts {
 pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Core, ComposeError> {
     let dims = parts.embedder.dims();
     let shared_bundle = Arc::new(parts.bundle);
+    let vectors = parts.store.vector_cache();
     let tenants = parts
         .tenants
         .into_iter()
@@ -273,6 +276,7 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
                 &parts.store,
                 &shared_bundle,
                 parts.embedder.as_ref(),
+                vectors.as_deref(),
                 &parts.paths.data_dir,
             )
         })
@@ -295,6 +299,7 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
         hnsw: HnswParams::default(),
         fit: Mutex::new(crate::scoring::FitOptions::default()),
         tenants: Arc::clone(&tenants),
+        vectors,
     }
     .spawn(runtime);
     if let (Some(listen), Some(shared)) = (listen, &parts.paths.shared_store) {
@@ -358,6 +363,7 @@ pub fn build_core(
         &default_bundle_dir(&paths.data_dir),
         store.examples(),
         embedder.as_ref(),
+        store.vector_cache().as_deref(),
         &|done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);

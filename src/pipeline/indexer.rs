@@ -1,16 +1,21 @@
 //! Examples + embedder → bundle (index + fitted scoring). Used by `router train`, by `serve`
 //! when no valid bundle is on disk, by the reloader, and by `eval`.
 
+use std::collections::HashMap;
+
 use super::bundle::{bundle_exists, Bundle, BundleError};
 use crate::embed::{EmbedError, Embedder};
 use crate::index::{HnswParams, IndexEntry};
 use crate::scoring::{fit_rows, fit_scoring, CalibrationRows, FitOptions, FitReport, ScoringError};
-use crate::store::ExampleSet;
+use crate::store::{ExampleSet, VectorCache};
 use crate::types::Embedding;
 
 /// Texts per forward pass when indexing: large enough to amortise per-call overhead, small
 /// enough that padding to the longest text of a batch stays cheap (batches are length-sorted).
 pub const INDEX_BATCH_SIZE: usize = 32;
+/// `router_index_vectors_total{source}`: vectors placed in built indexes, by where they came
+/// from (`previous_index`, `shared_store`, `model`): how much of a rebuild ran the model.
+pub const INDEX_VECTORS_METRIC: &str = "router_index_vectors_total";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexerError {
@@ -20,6 +25,31 @@ pub enum IndexerError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Scoring(#[from] ScoringError),
+}
+
+/// Where vectors embedded before come from, so only texts found in neither run through the
+/// model. The default reuses nothing.
+#[derive(Clone, Copy, Default)]
+pub struct Reuse<'a> {
+    /// The index being replaced (same model): its texts keep their vectors.
+    pub previous: Option<&'a Bundle>,
+    /// Vectors other replicas embedded (the shared store); fresh vectors are added to it.
+    pub cache: Option<&'a dyn VectorCache>,
+}
+
+impl<'a> Reuse<'a> {
+    /// Reuses the vectors of `previous` only.
+    pub fn previous(previous: &'a Bundle) -> Self {
+        Self {
+            previous: Some(previous),
+            cache: None,
+        }
+    }
+
+    /// Adds a vector cache to look in after `previous`.
+    pub fn with_cache(self, cache: Option<&'a dyn VectorCache>) -> Self {
+        Self { cache, ..self }
+    }
 }
 
 /// Embeds many texts in length-sorted batches; results are in input order.
@@ -55,20 +85,20 @@ pub fn build_index(
     hnsw: HnswParams,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Bundle, IndexerError> {
-    rebuild_index(examples, embedder, hnsw, None, progress)
+    rebuild_index(examples, embedder, hnsw, Reuse::default(), progress)
 }
 
-/// Like [`build_index`], but texts already in `previous` (same model) keep their vectors:
-/// only new or edited examples are embedded, so adding a few archetypes takes milliseconds.
+/// Like [`build_index`], but texts whose vectors `reuse` finds keep them: only new or edited
+/// examples are embedded, so adding a few archetypes takes milliseconds.
 pub fn rebuild_index(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
-    previous: Option<&Bundle>,
+    reuse: Reuse<'_>,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Bundle, IndexerError> {
     let fit = FitOptions::default();
-    Ok(rebuild_index_fitted(examples, embedder, hnsw, previous, &fit, progress)?.0)
+    Ok(rebuild_index_fitted(examples, embedder, hnsw, reuse, &fit, progress)?.0)
 }
 
 /// [`rebuild_index`] with the scorers fitted by `fit`; returns the fit report too.
@@ -76,11 +106,11 @@ pub fn rebuild_index_fitted(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
-    previous: Option<&Bundle>,
+    reuse: Reuse<'_>,
     fit: &FitOptions,
     progress: &dyn Fn(usize, usize),
 ) -> Result<(Bundle, FitReport), IndexerError> {
-    let index = embed_index(examples, embedder, hnsw, previous, progress)?;
+    let index = embed_index(examples, embedder, hnsw, reuse, progress)?;
     fit_index(index, fit, None)
 }
 
@@ -90,29 +120,66 @@ pub fn embed_index(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
-    previous: Option<&Bundle>,
+    reuse: Reuse<'_>,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Bundle, IndexerError> {
-    let reusable = previous
-        .filter(|p| &p.manifest().model == embedder.fingerprint())
-        .map(|p| p.index.vectors_by_text())
-        .unwrap_or_default();
+    let model = embedder.fingerprint();
     let hashes: Vec<String> = examples
         .examples()
         .iter()
         .map(|e| text_sha256(&e.text))
         .collect();
-    let missing: Vec<usize> = (0..hashes.len())
-        .filter(|&i| !reusable.contains_key(hashes[i].as_str()))
+    let mut known: HashMap<String, Embedding> = reuse
+        .previous
+        .filter(|p| &p.manifest().model == model)
+        .map(|p| p.index.vectors_by_text())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(hash, vector)| (hash.to_owned(), vector))
         .collect();
+    let unknown = |known: &HashMap<String, Embedding>| -> Vec<usize> {
+        (0..hashes.len())
+            .filter(|&i| !known.contains_key(hashes[i].as_str()))
+            .collect()
+    };
+    let mut missing = unknown(&known);
+    let from_previous = hashes.len() - missing.len();
+    if let (Some(cache), false) = (reuse.cache, missing.is_empty()) {
+        let wanted: Vec<&str> = missing.iter().map(|&i| hashes[i].as_str()).collect();
+        known.extend(cache.recall(model, &wanted));
+        missing = unknown(&known);
+    }
     let texts: Vec<&str> = missing
         .iter()
         .map(|&i| examples.examples()[i].text.as_str())
         .collect();
-    let mut fresh = embed_all(embedder, &texts, progress)?.into_iter();
+    let fresh = embed_all(embedder, &texts, progress)?;
+    if let Some(cache) = reuse.cache {
+        let remembered: Vec<(&str, &Embedding)> = missing
+            .iter()
+            .map(|&i| hashes[i].as_str())
+            .zip(&fresh)
+            .collect();
+        cache.remember(model, &remembered);
+    }
+    let from_store = hashes.len() - from_previous - missing.len();
+    for (source, count) in [
+        ("previous_index", from_previous),
+        ("shared_store", from_store),
+        ("model", missing.len()),
+    ] {
+        metrics::counter!(INDEX_VECTORS_METRIC, "source" => source).increment(count as u64);
+    }
+    tracing::debug!(
+        from_previous,
+        from_store,
+        embedded = missing.len(),
+        "index vectors gathered"
+    );
+    let mut fresh = fresh.into_iter();
     let mut embedded: Vec<Option<Embedding>> = hashes
         .iter()
-        .map(|h| reusable.get(h.as_str()).cloned())
+        .map(|h| known.get(h.as_str()).cloned())
         .collect();
     for &i in &missing {
         embedded[i] = fresh.next();
@@ -186,6 +253,7 @@ pub fn load_or_build(
     examples: &ExampleSet,
     embedder: &dyn Embedder,
     hnsw: HnswParams,
+    cache: Option<&dyn VectorCache>,
     progress: &dyn Fn(usize, usize),
 ) -> Result<(Bundle, IndexOrigin), IndexerError> {
     // A saved bundle of older archetypes still lends its vectors: only new texts are embedded.
@@ -211,7 +279,11 @@ pub fn load_or_build(
             }
         }
     }
-    let mut index = rebuild_index(examples, embedder, hnsw, previous.as_ref(), progress)?;
+    let reuse = Reuse {
+        previous: previous.as_ref(),
+        cache,
+    };
+    let mut index = rebuild_index(examples, embedder, hnsw, reuse, progress)?;
     index.save(bundle_dir)?;
     Ok((index, IndexOrigin::Built))
 }

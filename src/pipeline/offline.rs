@@ -37,6 +37,7 @@ pub fn load_offline(
         &default_bundle_dir(&paths.data_dir),
         &examples,
         embedder.as_ref(),
+        None,
         progress,
     )?;
     let snapshot = Snapshot::new(Arc::new(policy), Arc::new(bundle), embedder.dims())?;

@@ -16,16 +16,20 @@ pub mod examples;
 pub mod health;
 mod journal;
 pub mod labeled;
+mod replay;
 pub mod shared;
 mod validate;
+mod vector_cache;
 
 use crate::types::{ArchetypeId, BucketId};
 pub use examples::{ArchetypeError, Example, ExampleSet, InsertError, Strictness};
 pub use health::{StoreHealth, StoreKind, StoreStatus};
 pub use journal::JOURNAL_FILE;
 pub use labeled::{read_labeled_rows, LabeledRow, RowFilter};
+use replay::{apply, replay};
 use shared::{Committed, Pending, SharedLog};
 use validate::{one_tenant, validate};
+pub use vector_cache::VectorCache;
 
 /// The namespace of examples without a tenant.
 pub const SHARED_NAMESPACE: &str = "";
@@ -209,6 +213,15 @@ impl ArchetypeStore {
         }
     }
 
+    /// The fleet's embedding cache, when the store is shared: rebuilds read vectors other
+    /// replicas computed instead of running the model again.
+    pub fn vector_cache(&self) -> Option<Arc<dyn VectorCache>> {
+        match &self.log {
+            ChangeLog::Embedded { .. } => None,
+            ChangeLog::Shared { log, .. } => Some(Arc::new(log.vectors())),
+        }
+    }
+
     /// Settings for a LISTEN connection, when the store is shared.
     pub fn listen_config(&self) -> Option<tokio_postgres::Config> {
         match &self.log {
@@ -357,41 +370,6 @@ impl ArchetypeStore {
             }
         }
         Ok(existing)
-    }
-}
-
-/// The shipped files with `entries` replayed over them: the shared namespace and the
-/// tenants' own.
-fn replay(
-    shipped_dir: &Path,
-    entries: &[JournalEntry],
-) -> Result<(ExampleSet, BTreeMap<String, ExampleSet>), StoreError> {
-    let mut examples = ExampleSet::load(shipped_dir, Strictness::Archetypes)?;
-    let mut tenants = BTreeMap::new();
-    for entry in entries {
-        apply(&mut examples, &mut tenants, entry.clone());
-    }
-    Ok((examples, tenants))
-}
-
-/// Replays one entry into its namespace; entries made moot by a later edit of the shipped
-/// files are skipped.
-fn apply(shared: &mut ExampleSet, tenants: &mut BTreeMap<String, ExampleSet>, entry: JournalEntry) {
-    let namespace = match entry.tenant() {
-        None => shared,
-        Some(t) => tenants.entry(t.to_owned()).or_default(),
-    };
-    match entry {
-        JournalEntry::Add {
-            id, bucket, text, ..
-        } => {
-            if let Err(e) = namespace.insert(Some(&id), &bucket, &text, Strictness::Archetypes) {
-                tracing::warn!(id, error = %e, "logged addition no longer applies; skipped");
-            }
-        }
-        JournalEntry::Delete { id, .. } => {
-            namespace.remove(&ArchetypeId::new(&id));
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Many replicas on one shared store: real `router` processes, a real PostgreSQL on loopback.
 //! Writes on one replica reach the others' indexes; the database enforces all-or-nothing
-//! batches and one bucket per text; a database restart and a kill -9 lose nothing
-//! acknowledged and stop no replica from serving.
+//! batches and one bucket per text; a replica that starts later reuses the fleet's vectors; a
+//! database restart and a kill -9 lose nothing acknowledged and stop no replica from serving.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::postgres::Postgres;
-use crate::common::process::{http, http_as, start, KillOnDrop};
+use crate::common::process::{http, http_as, http_text, start, KillOnDrop};
 
 const TOKEN: &str = "fleet-t0ken";
 const ENVS: [(&str, &str); 1] = [("ROUTER_ADMIN_TOKEN", TOKEN)];
@@ -91,6 +91,17 @@ fn neighbour_ids(addr: &str, prompt: &str) -> Vec<String> {
         .iter()
         .map(|n| n["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// `router_index_vectors_total{source}` of the replica at `addr` (0 when absent).
+fn index_vectors(addr: &str, source: &str) -> u64 {
+    let (status, scrape) = http_text(addr, "/metrics");
+    assert_eq!(status, 200);
+    let series = format!("router_index_vectors_total{{source=\"{source}\"}} ");
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map_or(0, |v| v.trim().parse().unwrap())
 }
 
 fn total(addr: &str) -> u64 {
@@ -191,6 +202,24 @@ fn three_replicas_converge_and_the_database_decides_conflicts() {
             "only the contested winner was added"
         );
     }
+
+    // A replica that starts later on an empty data directory (a new pod) reads the vectors
+    // the fleet embedded from the store instead of running the model on every archetype,
+    // and serves the same index.
+    let (_r4, a4) = replica(&pg, &dir.path().join("r4"), None);
+    assert_eq!(index_version(&a4), version);
+    assert!(neighbour_ids(&a4, text).contains(&"fleet-1".to_owned()));
+    let from = |source: &str| index_vectors(&a4, source);
+    assert_eq!(
+        from("model"),
+        0,
+        "a later replica embeds nothing the fleet has"
+    );
+    assert!(
+        from("shared_store") > before,
+        "every archetype's vector came from the store: {}",
+        from("shared_store")
+    );
 
     // An uncertain decision on one replica is in the fleet's queue on another (written off
     // the request path, so it may take a moment).

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{lock, ReloadFailure, Reloader};
 use crate::live::Tenant;
-use crate::pipeline::indexer::rebuild_index_fitted;
+use crate::pipeline::indexer::{rebuild_index_fitted, Reuse};
 
 impl Reloader {
     /// A tenant's index: the shared bundle itself when the tenant adds nothing to it, else
@@ -31,7 +31,7 @@ impl Reloader {
             &examples,
             self.embedder.as_ref(),
             self.hnsw,
-            Some(&current.bundle),
+            Reuse::previous(&current.bundle).with_cache(self.vectors.as_deref()),
             &fit,
             &|_, _| {},
         )

@@ -17,6 +17,7 @@ use tokio_postgres::NoTls;
 
 pub mod schema;
 pub mod uncertain;
+pub mod vectors;
 
 use super::{InsertError, JournalEntry, StoreError};
 use crate::types::{ArchetypeId, BucketId};
@@ -119,6 +120,11 @@ impl SharedLog {
     /// store's runtime; each namespace keeps its newest `capacity` items.
     pub fn uncertain_queue(&self, capacity: usize) -> uncertain::SharedUncertain {
         uncertain::SharedUncertain::start(self.pool.clone(), capacity, &self.runtime)
+    }
+
+    /// The fleet's embedding cache on this database.
+    pub fn vectors(&self) -> vectors::SharedVectors {
+        vectors::SharedVectors::new(self.pool.clone(), self.runtime.clone())
     }
 
     /// Connection settings for the listener (a dedicated connection outside the pool).

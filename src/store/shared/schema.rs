@@ -44,6 +44,17 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         "CREATE INDEX router_uncertain_ns ON router_uncertain (namespace, id);",
     ),
+    // Version 3: the fleet's embedding cache, so a replica that starts later does not run the
+    // model again on every text another replica embedded.
+    (
+        3,
+        "CREATE TABLE router_vectors (
+         model text NOT NULL,
+         text_sha256 text NOT NULL,
+         vector bytea NOT NULL,
+         PRIMARY KEY (model, text_sha256)
+     );",
+    ),
 ];
 
 /// The newest schema this build knows.

@@ -11,7 +11,7 @@ use semantic_router::embed::Embedder;
 use semantic_router::index::HnswParams;
 use semantic_router::pipeline::bundle::Bundle;
 use semantic_router::pipeline::compose::{assemble, Core, CoreInfo, CoreParts, StatePaths};
-use semantic_router::pipeline::indexer::{build_index, rebuild_index};
+use semantic_router::pipeline::indexer::{build_index, rebuild_index, Reuse};
 use semantic_router::pipeline::PipelineOptions;
 use semantic_router::store::ArchetypeStore;
 use semantic_router::store::{ExampleSet, Strictness};
@@ -174,7 +174,7 @@ fn core_built(
         store.examples(),
         embedder().as_ref(),
         HnswParams::default(),
-        Some(&shipped_index()),
+        Reuse::previous(&shipped_index()),
         &|_, _| {},
     )
     .expect("index builds");
