@@ -213,11 +213,7 @@ impl ServeArgs {
             },
             model: self.model.settings(),
             limits: Limits {
-                // Each request in flight may search the index at once; usearch has a fixed
-                // number of search contexts.
-                max_in_flight: self
-                    .max_in_flight
-                    .clamp(1, crate::index::usearch_index::SEARCH_CONTEXTS),
+                max_in_flight: self.max_in_flight.max(1),
                 queue_budget_ms: self.queue_budget_ms,
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch.max(1),

@@ -8,6 +8,8 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use super::{Hit, IndexError, VectorSearch};
 use crate::types::Embedding;
 
+mod slots;
+
 /// HNSW graph parameters, recorded in the bundle manifest so a loaded index searches the way
 /// it was built. Defaults reach recall@10 ≥ 0.99 against exact search on 100k real embeddings
 /// with p99 well under 1 ms (`router bench-index`, README; tests/it/index_recall.rs).
@@ -138,16 +140,17 @@ impl std::str::FromStr for Quantization {
     }
 }
 
-/// Search contexts usearch keeps. It hands one to each concurrent search and fails a search
-/// that finds none free, so this bounds how many threads may search at once; the service's
-/// admission limit (default 32 in flight) stays well below it. Each context costs a bitset of
-/// the index size, so 256 contexts of a 100k-vector index take about 3 MB.
-pub const SEARCH_CONTEXTS: usize = 256;
+/// Search contexts usearch keeps per index, and so the searches of one index that run at once
+/// (more wait for a free one: [`slots`]). The service searches on its batch worker and on the
+/// threads of `/classify/batch`, a few at a time; each context costs about 36 KB (plus a
+/// bitset of the index size) for every index held, tenants' included.
+pub const SEARCH_CONTEXTS: usize = 16;
 
 pub struct UsearchIndex {
     inner: Index,
     dims: usize,
     exact_search_up_to: usize,
+    slots: slots::SearchSlots,
 }
 
 fn usearch_err(e: impl std::fmt::Display) -> IndexError {
@@ -189,6 +192,7 @@ impl UsearchIndex {
             inner,
             dims,
             exact_search_up_to: params.exact_search_up_to,
+            slots: slots::SearchSlots::new(SEARCH_CONTEXTS),
         })
     }
 
@@ -236,6 +240,7 @@ impl UsearchIndex {
             inner,
             dims,
             exact_search_up_to: params.exact_search_up_to,
+            slots: slots::SearchSlots::new(SEARCH_CONTEXTS),
         })
     }
 
@@ -278,6 +283,7 @@ impl VectorSearch for UsearchIndex {
                 actual: query.dims(),
             });
         }
+        let _slot = self.slots.take();
         let matches = if self.inner.size() <= self.exact_search_up_to {
             self.inner.exact_search(query.as_slice(), k)
         } else {
