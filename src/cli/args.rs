@@ -118,10 +118,13 @@ pub struct ServeArgs {
     /// once when the queue ahead would take longer).
     #[arg(long, env = "ROUTER_QUEUE_BUDGET_MS", default_value_t = Limits::default().queue_budget_ms)]
     pub queue_budget_ms: u64,
-    /// Nice value (0-19) of the threads that run the model; 0 keeps the process's own. The
-    /// service's async threads then preempt them, so refusals, cache hits and health checks
-    /// stay fast while the model is saturated (Linux; elsewhere ignored).
-    #[arg(long, env = "ROUTER_MODEL_NICE", default_value_t = 10,
+    /// Nice value (0-19) of the threads that run the model; 0 (the default) keeps the
+    /// process's own. Above 0 the service's async threads preempt them, so refusals and cache
+    /// hits are a little faster while the model is saturated, but under a storm of refused
+    /// requests retried at once the model gets only what refusing leaves (README: 13-19
+    /// decisions/s at nice 10 against 104-110 at 0), so it is off unless asked for (Linux;
+    /// elsewhere ignored).
+    #[arg(long, env = "ROUTER_MODEL_NICE", default_value_t = 0,
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub model_nice: i32,
     /// Largest request body in bytes (larger bodies get 413).

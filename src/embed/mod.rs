@@ -9,8 +9,8 @@
 //! tokenizing itself in `tokenize`, what of a long prompt is seen in [`window`]), the two
 //! forward passes [`encoder`] (CPU, on the [`kernel`]s) and [`device_encoder`] (GPU), sharing
 //! [`config`]; beside them [`model_files`] (finding and verifying the weights) and
-//! [`device`] (which device runs them) and [`threads`] (the CPU threads that run them, at a
-//! lower priority than the service's own).
+//! [`device`] (which device runs them) and [`threads`] (the CPU threads that run them,
+//! optionally at a lower priority than the service's own).
 
 pub mod bert;
 pub mod config;

@@ -6,7 +6,9 @@
 //! hits, `/health` and `/metrics`, and refuse with 429: a refusal then waits for a time slice
 //! behind the model. Giving the model threads a higher nice value (a lower priority) lets the
 //! short work preempt them; the model still gets every cycle nobody else wants, so
-//! throughput is unchanged on an otherwise idle machine.
+//! throughput is unchanged on an otherwise idle machine. But when clients retry every 429 at
+//! once, refusing takes most of the cores and the model gets only what is left, so the
+//! service's `--model-nice` is 0 (off) unless an operator asks for it.
 
 #![cfg_attr(
     target_os = "linux",

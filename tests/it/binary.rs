@@ -158,7 +158,7 @@ fn serve_on_port_zero_answers_and_drains_on_sigterm() {
     // A drain far longer than the test: only the second signal ends it, so nothing is timed.
     let (mut child, addr, log) = start(
         &[std::ffi::OsStr::new("--data-dir"), data.path().as_os_str()],
-        &[("ROUTER_DRAIN_SECS", "3600")],
+        &[("ROUTER_DRAIN_SECS", "3600"), ("ROUTER_MODEL_NICE", "10")],
     );
     assert!(
         semantic_router::pipeline::bundle::bundle_exists(&data.path().join("index")),
@@ -234,7 +234,7 @@ fn serve_on_port_zero_answers_and_drains_on_sigterm() {
     );
 }
 
-/// The threads that run the model are at the default `--model-nice` (10, or the process's
+/// The threads that run the model are at the `--model-nice` asked for (10, or the process's
 /// own if that is higher); the async threads that answer requests keep the process's.
 #[cfg(target_os = "linux")]
 fn assert_model_threads_yield_to_the_service(pid: u32) {
