@@ -24,7 +24,7 @@ use crate::index::HnswParams;
 use crate::pipeline::bundle::Bundle;
 use crate::pipeline::indexer::{rebuild_index, Reuse};
 use crate::pipeline::Snapshot;
-use crate::store::{ArchetypeStore, VectorCache};
+use crate::store::ArchetypeStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TenantsError {
@@ -203,15 +203,14 @@ pub fn tenant_bundle_dir(data_dir: &Path, name: &str) -> PathBuf {
 
 /// Loads a tenant at start: its policy (validated like the main one), and its index — the
 /// shared bundle itself when the tenant adds nothing, its saved bundle when that matches,
-/// else one built reusing the shared bundle's vectors and those in `vectors` (only the
-/// tenant's texts the fleet never embedded run through the model).
+/// else one built reusing the shared bundle's vectors and the store's embedding cache (only
+/// the tenant's texts the fleet never embedded run through the model).
 pub fn start_tenant(
     config: TenantConfig,
     main_policy: &Path,
     store: &ArchetypeStore,
     shared: &Arc<Bundle>,
     embedder: &dyn Embedder,
-    vectors: Option<&dyn VectorCache>,
     data_dir: &Path,
 ) -> Result<Tenant, TenantsError> {
     let tenant = config.name.clone();
@@ -239,7 +238,7 @@ pub fn start_tenant(
                     &examples,
                     embedder,
                     HnswParams::default(),
-                    Reuse::previous(shared).with_cache(vectors),
+                    Reuse::previous(shared).with_cache(store.vector_cache().as_deref()),
                     &|_, _| {},
                 )
                 .map_err(|e| failed(e.to_string()))?;

@@ -276,7 +276,6 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
                 &parts.store,
                 &shared_bundle,
                 parts.embedder.as_ref(),
-                vectors.as_deref(),
                 &parts.paths.data_dir,
             )
         })
