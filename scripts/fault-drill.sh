@@ -26,7 +26,7 @@ trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 cp archetypes/policy.toml "$policy"
 
 runs=0 recovered=0 lost=0 acked=0 server_errors=0 no_bundle=0 requests=0
-export ROUTER_ADMIN_TOKEN=$token ROUTER_MAX_IN_FLIGHT=256
+export ROUTER_ADMIN_TOKEN=$token ROUTER_MAX_IN_FLIGHT=256 ROUTER_QUEUE_BUDGET_MS=600000
 
 start() {
   : > "$log"

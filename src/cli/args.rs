@@ -111,11 +111,13 @@ pub struct ServeArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub edge: super::EdgeArgs,
-    /// Requests doing CPU work at once; more wait up to --queue-budget-ms for a slot.
+    /// Requests admitted at once (queued for the model or in it): a bound on memory; more
+    /// wait up to --queue-budget-ms for a slot.
     #[arg(long, env = "ROUTER_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
     pub max_in_flight: usize,
-    /// Longest a request waits for a slot, in ms, before 429 with Retry-After (refused at
-    /// once when the queue ahead would take longer).
+    /// Longest a request waits for the model, in ms: refused at once with 429 and
+    /// Retry-After when the texts queued ahead of it would take longer (or no slot of
+    /// --max-in-flight comes free within it).
     #[arg(long, env = "ROUTER_QUEUE_BUDGET_MS", default_value_t = Limits::default().queue_budget_ms)]
     pub queue_budget_ms: u64,
     /// Nice value (0-19) of the threads that run the model; 0 (the default) keeps the

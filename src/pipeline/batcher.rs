@@ -15,9 +15,11 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{mpsc, Arc};
+use std::time::Instant;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use super::backlog::{Backlog, Ticket};
 use super::snapshot::Snapshot;
 use super::stages::{Retrieval, Stages};
 use super::PipelineError;
@@ -43,22 +45,32 @@ struct Job {
     /// The submitter's span (the request's): the worker thread runs the job's stages in it,
     /// so traces show them under the request that asked.
     span: tracing::Span,
+    /// Counts the job in the backlog admission reads until it is answered or dropped.
+    _ticket: Ticket,
 }
 
 /// The sending side; cheap to clone. The worker ends when every sender is dropped.
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::Sender<Job>,
+    backlog: Arc<Backlog>,
 }
 
 impl Batcher {
     /// Starts the worker thread.
     pub fn spawn(stages: Arc<Stages>) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel();
+        let backlog = Arc::new(Backlog::default());
+        let measured = Arc::clone(&backlog);
         std::thread::Builder::new()
             .name("router-batcher".to_owned())
-            .spawn(move || work(&stages, &jobs))?;
-        Ok(Self { queue })
+            .spawn(move || work(&stages, &jobs, &measured))?;
+        Ok(Self { queue, backlog })
+    }
+
+    /// The work queued for the model now, and how long it will take.
+    pub fn backlog(&self) -> &Arc<Backlog> {
+        &self.backlog
     }
 
     /// Queues one text; the receiver gets its retrieval.
@@ -75,6 +87,7 @@ impl Batcher {
             reply,
             _permit: permit,
             span: tracing::Span::current(),
+            _ticket: self.backlog.enter(),
         };
         self.queue
             .send(job)
@@ -92,7 +105,7 @@ impl Pending {
     }
 }
 
-fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>) {
+fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>, backlog: &Backlog) {
     // The worker feeds the model: it yields the cores to the async threads as the model does.
     crate::embed::threads::join_model_priority();
     while let Ok(first) = jobs.recv() {
@@ -106,6 +119,7 @@ fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>) {
         // Clients that went away (timeouts, disconnects) cost nothing.
         batch.retain(|job| !job.reply.is_closed());
         ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
+        let (started, texts) = (Instant::now(), batch.len());
         for group in length_groups(batch, |job| job.text.len()) {
             // A panic in the model must not take the worker (and every later request) down:
             // the group's callers get an error when their reply senders drop.
@@ -114,6 +128,7 @@ fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>) {
                 tracing::error!("the batch worker caught a panic; its requests failed");
             }
         }
+        backlog.observe_batch(texts, started.elapsed());
     }
 }
 

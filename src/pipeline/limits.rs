@@ -3,10 +3,11 @@
 /// Request limits. Defaults suit two cores; each is a flag with an env var.
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Limits {
-    /// Requests doing CPU work at once; more wait up to `queue_budget` for a slot.
+    /// Requests admitted at once (queued for the model or in it): a bound on memory; more
+    /// wait up to `queue_budget_ms` for a slot.
     pub max_in_flight: usize,
-    /// Longest a request waits for a slot, in ms, before it is answered 429 (refused at
-    /// once when the queue ahead of it would take longer).
+    /// Longest a request waits for the model, in ms: refused at once with 429 when the texts
+    /// queued ahead of it would take longer (or no slot comes free within it).
     pub queue_budget_ms: u64,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
@@ -19,8 +20,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            // Two full micro-batches (32 each): 64 closed-loop clients queue instead of
-            // being refused; past it, admission by waiting time decides.
+            // Two full micro-batches (32 each); below it, admission by waiting time decides.
             max_in_flight: 64,
             queue_budget_ms: 20,
             max_body_bytes: 4 * 1024 * 1024,

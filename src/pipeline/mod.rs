@@ -16,6 +16,7 @@
 //! [`bundle`] (index + scoring model), the [`indexer`] (examples → bundle) and [`compose`]
 //! (model → bundle → live state: the composition root of both edges).
 
+pub mod backlog;
 pub mod batcher;
 pub mod bundle;
 pub mod compose;
@@ -150,6 +151,11 @@ impl Pipeline {
     /// Decisions the router was unsure of, for labeling (`GET /admin/uncertain`).
     pub fn uncertain(&self) -> &Arc<UncertainQueue> {
         &self.stages.uncertain
+    }
+
+    /// The work queued for the model, for admission's estimate of a new request's wait.
+    pub fn backlog(&self) -> &Arc<backlog::Backlog> {
+        self.batcher.backlog()
     }
 
     /// The stages themselves, for callers that embed on their own (eval, benches).

@@ -1,9 +1,16 @@
-//! Admission by waiting time, not by a fixed count: a request that finds every permit taken
-//! waits for one up to a queueing budget (`--queue-budget-ms`), and is refused (429 with
-//! `Retry-After`) only when it would wait longer. So a burst a little past `--max-in-flight`
-//! is absorbed by a few milliseconds of queueing instead of turning into client retries,
-//! and past capacity the refusal is immediate: the expected wait (requests already waiting
-//! times the recent service time, shared among the permits) is checked before waiting.
+//! Admission by waiting time, not by a fixed count: a request waits for the model up to a
+//! queueing budget (`--queue-budget-ms`) and is refused (429 with `Retry-After`) only when it
+//! would wait longer. Two waits are checked, both before any waiting, so past capacity the
+//! refusal is immediate:
+//! - the model's queue: the texts already submitted times the recent model time per text
+//!   (`pipeline::backlog`), which the caller passes in;
+//! - a permit: `--max-in-flight` bounds the requests admitted at once (their texts and
+//!   workspaces are the memory at stake); a request that finds every permit taken waits for
+//!   one up to the budget, refused at once when the requests waiting before it, times the
+//!   recent time a permit is held, shared among the permits, would pass it.
+//!
+//! So a burst a little past capacity is absorbed by a few milliseconds of queueing instead of
+//! turning into client retries, and no admitted request queues much longer than the budget.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,7 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Why a request was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The queue ahead of it would take longer than the budget: refused without waiting.
+    /// The model's queue would take longer than the budget to reach it: refused at once.
+    ModelQueueTooLong,
+    /// The requests waiting for a permit before it would take longer than the budget.
     WouldWaitTooLong,
     /// It waited the whole budget and no permit came free.
     BudgetSpent,
@@ -51,8 +60,13 @@ impl Admission {
         }
     }
 
-    /// A permit at once if one is free, else after waiting at most the budget.
-    pub async fn admit(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+    /// A permit at once if one is free and the model's queue (`model_wait`, the time the
+    /// work already submitted takes) is within the budget; else after waiting at most the
+    /// budget for a permit.
+    pub async fn admit(&self, model_wait: Duration) -> Result<OwnedSemaphorePermit, Refusal> {
+        if model_wait > self.budget {
+            return Err(Refusal::ModelQueueTooLong);
+        }
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             return Ok(permit);
         }
@@ -94,10 +108,10 @@ mod tests {
     #[tokio::test]
     async fn a_request_waits_for_a_permit_freed_within_the_budget() {
         let admission = Arc::new(Admission::new(1, Duration::from_secs(30)));
-        let held = admission.admit().await.unwrap();
+        let held = admission.admit(Duration::ZERO).await.unwrap();
         let waiter = tokio::spawn({
             let admission = Arc::clone(&admission);
-            async move { admission.admit().await.map(drop) }
+            async move { admission.admit(Duration::ZERO).await.map(drop) }
         });
         tokio::task::yield_now().await;
         drop(held);
@@ -107,22 +121,36 @@ mod tests {
     #[tokio::test]
     async fn past_capacity_the_refusal_comes_without_waiting() {
         let admission = Admission::new(2, Duration::from_millis(20));
-        let _a = admission.admit().await.unwrap();
-        let _b = admission.admit().await.unwrap();
+        let _a = admission.admit(Duration::ZERO).await.unwrap();
+        let _b = admission.admit(Duration::ZERO).await.unwrap();
         // Each request holds its permit ~1 s: the first in line would wait ~0.5 s.
         admission.observe_hold(Duration::from_secs(1));
         assert_eq!(
-            admission.admit().await.err(),
+            admission.admit(Duration::ZERO).await.err(),
             Some(Refusal::WouldWaitTooLong)
         );
         assert_eq!(admission.waiting.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
+    async fn a_model_queue_longer_than_the_budget_is_refused_with_permits_free() {
+        let admission = Admission::new(64, Duration::from_millis(20));
+        assert_eq!(
+            admission.admit(Duration::from_millis(21)).await.err(),
+            Some(Refusal::ModelQueueTooLong)
+        );
+        assert!(admission.admit(Duration::from_millis(20)).await.is_ok());
+        assert_eq!(admission.waiting.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
     async fn a_wait_ends_with_the_budget_when_no_permit_comes_free() {
         let admission = Admission::new(1, Duration::from_millis(5));
-        let _held = admission.admit().await.unwrap();
-        assert_eq!(admission.admit().await.err(), Some(Refusal::BudgetSpent));
+        let _held = admission.admit(Duration::ZERO).await.unwrap();
+        assert_eq!(
+            admission.admit(Duration::ZERO).await.err(),
+            Some(Refusal::BudgetSpent)
+        );
         assert_eq!(admission.waiting.load(Ordering::Relaxed), 0);
     }
 }

@@ -25,9 +25,11 @@ use crate::pipeline::{ClassifyInput, PipelineError, Served};
 /// notes when it was granted so the hold time can be observed afterwards.
 async fn admit(
     state: &AppState,
+    core: &Core,
     admitted_at: &OnceLock<Instant>,
 ) -> Result<OwnedSemaphorePermit, ApiError> {
-    match state.admission.admit().await {
+    let model_wait = core.pipeline.backlog().expected_wait();
+    match state.admission.admit(model_wait).await {
         Ok(permit) => {
             let _ = admitted_at.set(Instant::now());
             Ok(permit)
@@ -137,7 +139,7 @@ pub async fn classify(
     let admitted_at = OnceLock::new();
     let served = core
         .pipeline
-        .serve(snapshot, input, admit(&state, &admitted_at))
+        .serve(snapshot, input, admit(&state, core, &admitted_at))
         .await?;
     observe_hold(&state, &admitted_at);
     log_decision(&state, core, &served, note);
@@ -203,7 +205,7 @@ pub async fn classify_batch(
     let admitted_at = OnceLock::new();
     let results = core
         .pipeline
-        .serve_many(snapshot, inputs, admit(&state, &admitted_at))
+        .serve_many(snapshot, inputs, admit(&state, core, &admitted_at))
         .await?;
     observe_hold(&state, &admitted_at);
     let decisions = results
@@ -258,7 +260,7 @@ pub async fn embed(
         });
     }
     let admitted_at = OnceLock::new();
-    let permit = admit(&state, &admitted_at).await?;
+    let permit = admit(&state, core, &admitted_at).await?;
     let pipeline = core.pipeline.clone();
     let embedded = run_blocking(permit, move || {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -13,6 +13,11 @@ pub const STAGE_DURATION_SECONDS: &str = "router_stage_duration_seconds";
 pub const DECISIONS_TOTAL: &str = "router_decisions_total";
 /// Requests refused by admission (429 overloaded).
 pub const OVERLOADED_TOTAL: &str = "router_overloaded_total";
+/// Texts queued for the model or in its forward pass (set at scrape time).
+const MODEL_QUEUE_TEXTS: &str = "router_model_queue_texts";
+/// The time those texts take at the recent model time per text: what admission compares
+/// with `--queue-budget-ms` (set at scrape time).
+const MODEL_QUEUE_SECONDS: &str = "router_model_queue_seconds";
 /// Decisions of conversations (earlier turns used), by whether the decided bucket differs
 /// from the conversation's task before the turn.
 pub const CONVERSATION_FOLLOWUPS_TOTAL: &str = "router_conversation_followups_total";
@@ -116,6 +121,9 @@ pub fn refresh(
         *last = Some(labels);
     }
     drop(last);
+    let backlog = core.pipeline.backlog();
+    metrics::gauge!(MODEL_QUEUE_TEXTS).set(backlog.texts() as f64);
+    metrics::gauge!(MODEL_QUEUE_SECONDS).set(backlog.expected_wait().as_secs_f64());
     for report in core.pipeline.health().report(std::time::Instant::now()) {
         for phase in [Phase::Closed, Phase::Open, Phase::HalfOpen] {
             let on = if report.state == phase { 1.0 } else { 0.0 };

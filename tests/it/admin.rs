@@ -147,8 +147,11 @@ async fn added_archetypes_are_validated_durable_and_reach_the_live_index() {
 
 #[tokio::test]
 async fn classify_keeps_answering_during_a_rebuild_and_versions_only_move_forward() {
+    // 200 at once is far past what a 20 ms queueing budget admits: this test is about the
+    // swap, so every request may wait.
     let limits = Limits {
         max_in_flight: 256,
+        queue_budget_ms: 600_000,
         ..Limits::default()
     };
     let app = admin_app(common::core(), limits);

@@ -27,6 +27,8 @@ fn acknowledged_archetypes_survive_kill_9_and_file_edits_are_picked_up() {
     let envs = [
         ("ROUTER_ADMIN_TOKEN", "t0ken"),
         ("ROUTER_MAX_IN_FLIGHT", "256"),
+        // 200 requests at once below: they may all queue (this test is about the swap).
+        ("ROUTER_QUEUE_BUDGET_MS", "600000"),
     ];
 
     let (mut first, addr, _) = start(&args, &envs);

@@ -14,9 +14,10 @@ use crate::common;
 use crate::common::process::{http, http_as, start};
 
 const TOKEN: &str = "t0ken";
-const ENVS: [(&str, &str); 2] = [
+const ENVS: [(&str, &str); 3] = [
     ("ROUTER_ADMIN_TOKEN", TOKEN),
     ("ROUTER_MAX_IN_FLIGHT", "256"),
+    ("ROUTER_QUEUE_BUDGET_MS", "600000"),
 ];
 
 fn args<'a>(policy: &'a Path, data: &'a Path) -> [&'a OsStr; 4] {

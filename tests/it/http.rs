@@ -197,6 +197,50 @@ async fn full_admission_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_free() {
+    // A budget of 0 ms: a request is admitted only while nothing is queued for the model.
+    let limits = Limits {
+        queue_budget_ms: 0,
+        max_in_flight: 256,
+        ..Limits::default()
+    };
+    let app = app_with(limits);
+    // One request alone is served, and gives the model time per text its first measure.
+    let (status, _, d) = send(
+        &app,
+        post("/classify", json!({"prompt": "hello"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let app = app.clone();
+            let body = json!({"prompt": format!("Translate sentence number {i} into French")});
+            tokio::spawn(async move { send(&app, post("/classify", body.to_string())).await })
+        })
+        .collect();
+    let (mut served, mut refused) = (0, 0);
+    for task in tasks {
+        let (status, headers, body) = task.await.unwrap();
+        match status.as_u16() {
+            200 => served += 1,
+            429 => {
+                assert_error(status, &body, 429, "overloaded");
+                assert_eq!(headers[header::RETRY_AFTER], "1");
+                refused += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    // The first of the 64 finds the queue empty; those arriving while it is being embedded
+    // would wait, and 256 free slots do not change that.
+    assert!(
+        served >= 1 && refused >= 1,
+        "{served} served, {refused} refused"
+    );
+}
+
+#[tokio::test]
 async fn a_starting_router_is_alive_but_not_ready() {
     let app = build_app(AppState::starting(Limits::default(), None));
     let (status, _, body) = send(&app, get("/health")).await;

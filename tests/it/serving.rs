@@ -66,6 +66,8 @@ fn app_without_cache() -> Router {
         common::core_with_options(options),
         Limits {
             cache_bytes: 0,
+            // Concurrency here is about batching: requests past a 20 ms budget may wait.
+            queue_budget_ms: 600_000,
             ..Limits::default()
         },
     )
