@@ -12,6 +12,8 @@
 # SOAK_SECONDS is 0 (default 600), a soak at 64 connections with long prompts ($SOAK_PROMPTS=short
 # for short ones) and the cache off, reporting RSS at ready, peak (VmHWM) and end. Finally `router bench` at 256 clients
 # times the 429s apart (refusals must be fast). Bounded: every run has a fixed duration.
+# HONOUR_RETRY_AFTER=1: wrk's connections wait a 429's Retry-After before their next request
+# (by default they send it at once, so refusals cost the service CPU as fast as it answers).
 set -euo pipefail
 
 secs=${1:-10}

@@ -1,12 +1,12 @@
 //! Micro-batching of served requests: concurrent requests share one forward pass.
 //!
 //! One worker thread owns the model's time. It blocks for the first queued job, then takes
-//! whatever else is already queued (up to [`MAX_BATCH`]) and embeds it together. It never
-//! waits for a batch to fill: a lone request at concurrency 1 runs at once, and under load
-//! the batch is what piled up while the previous one ran, so the wait is bounded by one
-//! forward pass. Jobs are grouped by text length so short prompts are not padded to a long
-//! one. The queue is bounded by admission (a permit rides with each job until it is
-//! answered), so the edge can refuse before it queues.
+//! whatever else is already queued (up to [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]) and
+//! embeds it together. It never waits for a batch to fill: a lone request at concurrency 1
+//! runs at once, and under load the batch is what piled up while the previous one ran. Jobs
+//! are grouped by text length so short prompts are not padded to a long one. The queue is
+//! bounded by admission, which reads the worker's [`Backlog`] to refuse a request that would
+//! wait past its budget, and a permit rides with each job until it is answered.
 //!
 //! A job is one text to retrieve (embed, then search the job's snapshot): the routed turn of
 //! a request or an earlier turn of its conversation. Deciding is left to the caller. The
@@ -19,13 +19,18 @@ use std::time::Instant;
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use super::backlog::{Backlog, Ticket};
+use super::backlog::Backlog;
 use super::snapshot::Snapshot;
 use super::stages::{Retrieval, Stages};
 use super::PipelineError;
 
 /// Most texts in one batch taken off the queue.
 pub const MAX_BATCH: usize = 32;
+
+/// Most bytes of text in one batch (a longer text goes alone): long prompts gain little from
+/// sharing a forward pass, and a pass of 32 of them would make everyone queued behind it wait
+/// for all 32 (admission counts a pass in progress as waiting).
+pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 
 /// A group's longest text may be this many times its shortest (plus [`GROUP_SLACK_BYTES`])
 /// before the group is cut: bytes stand in for tokens, which only the embedder counts.
@@ -45,8 +50,6 @@ struct Job {
     /// The submitter's span (the request's): the worker thread runs the job's stages in it,
     /// so traces show them under the request that asked.
     span: tracing::Span,
-    /// Counts the job in the backlog admission reads until it is answered or dropped.
-    _ticket: Ticket,
 }
 
 /// The sending side; cheap to clone. The worker ends when every sender is dropped.
@@ -87,11 +90,13 @@ impl Batcher {
             reply,
             _permit: permit,
             span: tracing::Span::current(),
-            _ticket: self.backlog.enter(),
         };
-        self.queue
-            .send(job)
-            .map_err(|_| PipelineError::WorkerStopped)?;
+        let bytes = job.text.len();
+        self.backlog.submitted(bytes);
+        if self.queue.send(job).is_err() {
+            self.backlog.taken((1, bytes));
+            return Err(PipelineError::WorkerStopped);
+        }
         Ok(Pending(answer))
     }
 }
@@ -108,18 +113,30 @@ impl Pending {
 fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>, backlog: &Backlog) {
     // The worker feeds the model: it yields the cores to the async threads as the model does.
     crate::embed::threads::join_model_priority();
-    while let Ok(first) = jobs.recv() {
+    // A job taken off the queue that did not fit in the last batch starts the next one.
+    let mut carried: Option<Job> = None;
+    while let Some(first) = carried.take().or_else(|| jobs.recv().ok()) {
+        let mut bytes = first.text.len();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) if bytes + job.text.len() > MAX_BATCH_BYTES => {
+                    carried = Some(job);
+                    break;
+                }
+                Ok(job) => {
+                    bytes += job.text.len();
+                    batch.push(job);
+                }
                 Err(mpsc::TryRecvError::Empty | mpsc::TryRecvError::Disconnected) => break,
             }
         }
+        let taken = (batch.len(), bytes);
         // Clients that went away (timeouts, disconnects) cost nothing.
         batch.retain(|job| !job.reply.is_closed());
         ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
         let (started, texts) = (Instant::now(), batch.len());
+        backlog.taken(taken);
         for group in length_groups(batch, |job| job.text.len()) {
             // A panic in the model must not take the worker (and every later request) down:
             // the group's callers get an error when their reply senders drop.
@@ -128,7 +145,7 @@ fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>, backlog: &Backlog) {
                 tracing::error!("the batch worker caught a panic; its requests failed");
             }
         }
-        backlog.observe_batch(texts, started.elapsed());
+        backlog.observe_pass(texts, started.elapsed());
     }
 }
 

@@ -13,10 +13,10 @@ pub const STAGE_DURATION_SECONDS: &str = "router_stage_duration_seconds";
 pub const DECISIONS_TOTAL: &str = "router_decisions_total";
 /// Requests refused by admission (429 overloaded).
 pub const OVERLOADED_TOTAL: &str = "router_overloaded_total";
-/// Texts queued for the model or in its forward pass (set at scrape time).
+/// Texts queued for the model, not yet in a forward pass (set at scrape time).
 const MODEL_QUEUE_TEXTS: &str = "router_model_queue_texts";
-/// The time those texts take at the recent model time per text: what admission compares
-/// with `--queue-budget-ms` (set at scrape time).
+/// How long a new text would queue behind them (those that do not fit in the next pass, at
+/// the recent model time per text): what admission compares with `--queue-budget-ms`.
 const MODEL_QUEUE_SECONDS: &str = "router_model_queue_seconds";
 /// Decisions of conversations (earlier turns used), by whether the decided bucket differs
 /// from the conversation's task before the turn.
@@ -122,7 +122,7 @@ pub fn refresh(
     }
     drop(last);
     let backlog = core.pipeline.backlog();
-    metrics::gauge!(MODEL_QUEUE_TEXTS).set(backlog.texts() as f64);
+    metrics::gauge!(MODEL_QUEUE_TEXTS).set(backlog.queued() as f64);
     metrics::gauge!(MODEL_QUEUE_SECONDS).set(backlog.expected_wait().as_secs_f64());
     for report in core.pipeline.health().report(std::time::Instant::now()) {
         for phase in [Phase::Closed, Phase::Open, Phase::HalfOpen] {

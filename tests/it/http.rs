@@ -198,7 +198,8 @@ async fn full_admission_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_free() {
-    // A budget of 0 ms: a request is admitted only while nothing is queued for the model.
+    // A budget of 0 ms: a request is admitted only while the texts queued before it fit in
+    // the model's next forward pass (32 texts, 8 KiB).
     let limits = Limits {
         queue_budget_ms: 0,
         max_in_flight: 256,
@@ -215,7 +216,12 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let app = app.clone();
-            let body = json!({"prompt": format!("Translate sentence number {i} into French")});
+            // About 3 KB each: three queued fill a forward pass.
+            let prompt = format!(
+                "Summarise report {i}: {}",
+                "revenue rose while costs fell. ".repeat(100)
+            );
+            let body = json!({ "prompt": prompt });
             tokio::spawn(async move { send(&app, post("/classify", body.to_string())).await })
         })
         .collect();
@@ -232,8 +238,8 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
             other => panic!("{other}: {body}"),
         }
     }
-    // The first of the 64 finds the queue empty; those arriving while it is being embedded
-    // would wait, and 256 free slots do not change that.
+    // The first ones find room in the next forward pass; those arriving while it is being
+    // embedded would queue longer, and 256 free slots do not change that.
     assert!(
         served >= 1 && refused >= 1,
         "{served} served, {refused} refused"
