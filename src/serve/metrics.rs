@@ -75,6 +75,8 @@ pub fn install() -> PrometheusHandle {
     let handle = recorder.handle();
     if metrics::set_global_recorder(recorder).is_err() {
         tracing::debug!("a metrics recorder is already installed in this process");
+    } else {
+        spawn_upkeep(handle.clone());
     }
     // Counters that alerts watch exist from the start, at 0.
     for name in [
@@ -86,6 +88,24 @@ pub fn install() -> PrometheusHandle {
         metrics::counter!(name).increment(0);
     }
     handle
+}
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until a render or an upkeep folds it into the
+/// buckets: without a scraper, memory grew by 8 bytes a sample (a 10-minute soak of 11.8
+/// million requests took RSS from 154 to 373 MB). A thread of its own, so it needs no runtime.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("router-metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no metrics upkeep thread: histograms grow until scraped");
+    }
 }
 
 /// The labels of `router_build_info`.
