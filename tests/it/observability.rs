@@ -137,6 +137,9 @@ async fn metrics_name_each_series_with_its_labels() {
         &finest,
         0.0,
     );
+    // The model's queue that admission reads, set at scrape time (idle now).
+    assert_series(&scrape, "router_model_queue_texts", &[], 0.0);
+    assert_series(&scrape, "router_model_queue_seconds", &[], 0.0);
     for stage in ["tokenize", "embed", "search", "score", "decide", "total"] {
         // 0.1 ms is the finest bucket; 50 ms is one too.
         for le in ["0.0001", "0.05", "+Inf"] {
