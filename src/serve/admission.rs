@@ -2,8 +2,9 @@
 //! queueing budget (`--queue-budget-ms`) and is refused (429 with `Retry-After`) only when it
 //! would wait longer. Two waits are checked, both before any waiting, so past capacity the
 //! refusal is immediate:
-//! - the model's queue: the texts already submitted times the recent model time per text
-//!   (`pipeline::backlog`), which the caller passes in;
+//! - the model's queue: the time the texts queued ahead of it that do not fit in the next
+//!   forward pass take at the recent model time per text (`pipeline::backlog`), which the
+//!   caller passes in;
 //! - a permit: `--max-in-flight` bounds the requests admitted at once (their texts and
 //!   workspaces are the memory at stake); a request that finds every permit taken waits for
 //!   one up to the budget, refused at once when the requests waiting before it, times the
@@ -60,9 +61,9 @@ impl Admission {
         }
     }
 
-    /// A permit at once if one is free and the model's queue (`model_wait`, the time the
-    /// work already submitted takes) is within the budget; else after waiting at most the
-    /// budget for a permit.
+    /// A permit at once if one is free and the model's queue (`model_wait`, how long the
+    /// request would queue for the model) is within the budget; else after waiting at most
+    /// the budget for a permit.
     pub async fn admit(&self, model_wait: Duration) -> Result<OwnedSemaphorePermit, Refusal> {
         if model_wait > self.budget {
             return Err(Refusal::ModelQueueTooLong);
