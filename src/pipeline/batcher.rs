@@ -28,8 +28,8 @@ use super::PipelineError;
 pub const MAX_BATCH: usize = 32;
 
 /// Most bytes of text in one batch (a longer text goes alone): long prompts gain little from
-/// sharing a forward pass, and a pass of 32 of them would make everyone queued behind it wait
-/// for all 32 (admission counts a pass in progress as waiting).
+/// sharing a forward pass, and a pass of 32 of them would make every request that arrives
+/// meanwhile wait for all 32 on top of its budget.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 
 /// A group's longest text may be this many times its shortest (plus [`GROUP_SLACK_BYTES`])
