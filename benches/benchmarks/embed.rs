@@ -16,6 +16,7 @@ fn embed(c: &mut Criterion) {
     let f32_full = super::embedder_with(EmbedOptions {
         precision: Precision::F32,
         window: Window::FULL,
+        ..EmbedOptions::default()
     });
     let prompts = super::prompts();
     // Token counts of the whole prompt (up to the model's 256).

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::embed::bert::EmbedOptions;
 use crate::embed::device::DeviceChoice;
-use crate::embed::kernel::Precision;
+use crate::embed::kernel::{Bf16Product, Precision};
 use crate::embed::window::Window;
 use crate::pipeline::compose::{
     DecisionLogDestination, DecisionLogSettings, Limits, ModelSettings, ServiceSettings,
@@ -30,6 +30,9 @@ pub struct ModelArgs {
     /// Precision of the CPU linear layers: auto (bf16 where the CPU has AVX-512 BF16, else f32), f32 or bf16.
     #[arg(long, env = "ROUTER_PRECISION", default_value = "auto", value_parser = parse_precision)]
     pub precision: PrecisionChoice,
+    /// Instructions that multiply bf16 weights: auto (the faster of the two on this CPU, timed at load), dot (AVX-512 BF16 dot products, activations rounded to bf16) or widen (weights widened to f32, f32 multiply-adds).
+    #[arg(long, env = "ROUTER_BF16_PRODUCT", default_value = "auto", value_parser = parse_bf16_product)]
+    pub bf16_product: Bf16ProductChoice,
     /// Routing window of long prompts: tokens kept from the start ([CLS] and [SEP] included); 256 with --window-tail 0 is the model's whole input.
     #[arg(long, env = "ROUTER_WINDOW_HEAD", default_value_t = Window::DEFAULT.head)]
     pub window_head: usize,
@@ -49,6 +52,17 @@ fn parse_precision(s: &str) -> Result<PrecisionChoice, String> {
     }
 }
 
+/// `--bf16-product`: one product, or `None` for the faster on this CPU (`auto`).
+#[derive(Debug, Clone, Copy)]
+pub struct Bf16ProductChoice(pub Option<Bf16Product>);
+
+fn parse_bf16_product(s: &str) -> Result<Bf16ProductChoice, String> {
+    match s {
+        "auto" => Ok(Bf16ProductChoice(None)),
+        other => other.parse().map(|p| Bf16ProductChoice(Some(p))),
+    }
+}
+
 fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     s.parse()
 }
@@ -61,6 +75,7 @@ impl ModelArgs {
             device: self.device,
             embed: EmbedOptions {
                 precision: self.precision.0.unwrap_or_else(Precision::best),
+                bf16_product: self.bf16_product.0,
                 window: Window {
                     head: self.window_head,
                     tail: self.window_tail,

@@ -15,7 +15,7 @@ use candle_nn::VarBuilder;
 use super::config::BertConfig;
 use super::device_encoder::DeviceEncoder;
 use super::encoder::BertEncoder;
-use super::kernel::Precision;
+use super::kernel::{Bf16Product, Precision};
 use super::model_files::{ModelFiles, ModelFilesError, CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use super::tokenize::{PromptTokenizer, Tokenized};
 use super::window::Window;
@@ -50,6 +50,9 @@ impl Backend {
 pub struct EmbedOptions {
     /// What the linear layers multiply in (f32 where the CPU has no bf16 products).
     pub precision: Precision,
+    /// Which instructions multiply bf16 weights; `None`: the faster on this CPU, measured
+    /// at load ([`Bf16Product::fastest`]).
+    pub bf16_product: Option<Bf16Product>,
     pub window: Window,
 }
 
@@ -58,6 +61,7 @@ impl Default for EmbedOptions {
     fn default() -> Self {
         Self {
             precision: Precision::best(),
+            bf16_product: None,
             window: Window::DEFAULT,
         }
     }
@@ -122,7 +126,13 @@ impl BertEmbedder {
             })?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)?;
         let model = match backend {
-            Backend::Packed => Forward::Packed(BertEncoder::load(vb, &config, options.precision)?),
+            Backend::Packed => {
+                let mut encoder = BertEncoder::load(vb, &config, options.precision)?;
+                if let Some(product) = options.bf16_product {
+                    encoder.multiply_bf16_by(product);
+                }
+                Forward::Packed(encoder)
+            }
             Backend::Tensor => Forward::Tensor(DeviceEncoder::load(vb, &config)?),
         };
         let fingerprint = ModelFingerprint {
@@ -151,6 +161,14 @@ impl BertEmbedder {
     }
 
     /// What the CPU forward pass multiplies in (`None` on the candle-ops path).
+    /// Which product multiplies the bf16 weights; `None` in f32 or off the CPU.
+    pub fn bf16_product(&self) -> Option<Bf16Product> {
+        match &self.model {
+            Forward::Packed(encoder) => encoder.bf16_product(),
+            Forward::Tensor(_) => None,
+        }
+    }
+
     pub fn precision(&self) -> Option<Precision> {
         match &self.model {
             Forward::Packed(encoder) => Some(encoder.precision()),

@@ -34,7 +34,7 @@ use self::layer::{Layer, Norm};
 use self::weights::host_vec;
 use self::workspace::{grow, Workspace};
 use super::config::BertConfig;
-use super::kernel::{Isa, Precision};
+use super::kernel::{Bf16Product, Isa, Precision};
 
 /// The encoder: embeddings and transformer layers, no pooler (sentence-transformers mean-pools
 /// the last hidden state instead). Computes on the CPU whatever device the weights came from.
@@ -200,6 +200,18 @@ impl BertEncoder {
         }
         self.embedding_norm.apply(self.isa, x, None);
         Ok(())
+    }
+
+    /// bf16 weights multiplied by `product` from now on instead of the faster one of this CPU.
+    pub fn multiply_bf16_by(&mut self, product: Bf16Product) {
+        for layer in &mut self.layers {
+            layer.multiply_bf16_by(product);
+        }
+    }
+
+    /// Which product multiplies the bf16 weights, `None` in f32.
+    pub fn bf16_product(&self) -> Option<Bf16Product> {
+        self.layers.first().and_then(Layer::bf16_product)
     }
 
     /// What the linear layers multiply in.

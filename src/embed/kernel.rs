@@ -9,16 +9,17 @@
 //! generically). No `target-cpu=native` is needed. The bf16 products ([`bf16`]) are written
 //! with AVX-512 BF16 intrinsics and run only where the CPU has that extension.
 //!
-//! Unsafe code is confined to the three submodules that need it, each allowing it for itself:
+//! Unsafe code is confined to the four submodules that need it, each allowing it for itself:
 //! `gemm` and `rows` call their `#[target_feature]` copies once [`Isa::detect`] has checked the
-//! CPU, and `bf16` uses vector intrinsics once [`bf16::supported`] has.
+//! CPU, and `bf16` and `widen` use vector intrinsics once [`bf16::supported`] has.
 //!
 //! Submodules, lowest first (none imports one listed after it):
 //! - `isa`: which compiled copy runs; `math`: `erf`, GELU, `exp`, lane-wise sum and max;
 //! - `layout`: how f32 operands are packed into panels and blocks, and the scratch every
 //!   product reuses;
 //! - `parallel`: how one product is shared among rayon's threads;
-//! - `gemm` (f32 products), `bf16` (bf16 products), `rows` (softmax, layer norm);
+//! - `gemm` (f32 products), `widen` (bf16 weights on f32 multiply-adds), `bf16` (bf16
+//!   products, either `vdpbf16ps` or `widen`), `rows` (softmax, layer norm);
 //! - `linear`: a linear layer in either precision, multiplied by `gemm` or `bf16`.
 
 pub mod bf16;
@@ -31,7 +32,9 @@ mod parallel;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod widen;
 
+pub use bf16::Bf16Product;
 pub use gemm::gemm;
 pub use isa::Isa;
 pub use layout::{GemmScratch, Panels, NR};

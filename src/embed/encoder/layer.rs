@@ -7,7 +7,7 @@ use super::attention::{Attention, Batch};
 use super::weights::{host_vec, load_fused, load_linear};
 use super::workspace::{grow, LayerScratch};
 use crate::embed::config::BertConfig;
-use crate::embed::kernel::{self, Act, Isa, PackedLinear, Precision};
+use crate::embed::kernel::{self, Act, Bf16Product, Isa, PackedLinear, Precision};
 
 /// A layer norm's parameters.
 pub(super) struct Norm {
@@ -75,6 +75,23 @@ impl Layer {
             )?,
             output_norm: Norm::load(&vb.pp("output.LayerNorm"), h, eps)?,
         })
+    }
+
+    /// The four linear layers' bf16 weights multiplied by `product` from now on.
+    pub fn multiply_bf16_by(&mut self, product: Bf16Product) {
+        for linear in [
+            &mut self.qkv,
+            &mut self.attention_out,
+            &mut self.intermediate,
+            &mut self.output,
+        ] {
+            linear.multiply_bf16_by(product);
+        }
+    }
+
+    /// The product of the bf16 weights, `None` for f32 ones.
+    pub fn bf16_product(&self) -> Option<Bf16Product> {
+        self.qkv.bf16_product()
     }
 
     /// `x (tokens, hidden)` through the layer, in place.

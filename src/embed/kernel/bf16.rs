@@ -1,7 +1,9 @@
-//! The bf16 matrix product: weights stored as bf16 once at load, activations rounded to bf16
-//! per call, products by AVX-512 BF16's `vdpbf16ps` (two bf16 multiply-adds per f32 lane)
-//! accumulated in f32. Bias and GELU are applied in f32, and layer norm, softmax and attention
-//! never leave f32 (README, "Measured": minimum cosine 0.99994 against sentence-transformers).
+//! The bf16 matrix product: weights stored as bf16 once at load and multiplied by one of two
+//! products ([`Bf16Product`]), whichever this CPU runs faster: AVX-512 BF16's `vdpbf16ps`
+//! (activations rounded to bf16 per call, two bf16 multiply-adds per f32 lane, accumulated in
+//! f32), or the weights widened to f32 in registers against unrounded activations (`widen`).
+//! Bias and GELU are applied in f32, and layer norm, softmax and attention never leave f32
+//! (README, "Measured": minimum cosine 0.99994 and 0.99997 against sentence-transformers).
 //!
 //! Half the bytes of the f32 weights (21 MB: they stay in L3) and twice the multiply-adds per
 //! instruction. Written with AVX-512 BF16 intrinsics, so the module allows unsafe code for
@@ -18,9 +20,13 @@
     reason = "AVX-512 BF16 intrinsics (vector loads and bit casts) after run-time detection"
 )]
 
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
 use super::layout::{GemmScratch, NR};
 use super::math::{gelu, Act};
 use super::parallel::split;
+use super::widen::{self, WideBlock, MR_WIDE};
 
 /// Rows of the left operand per micro-kernel call: 8 × 2 accumulators, 2 weight vectors and
 /// 8 broadcasts fit the 32 vector registers (12 rows spilled accumulators to the stack).
@@ -57,6 +63,103 @@ pub struct Panels16 {
     n: usize,
     pairs: usize,
     data: Vec<u16>,
+    product: Bf16Product,
+}
+
+/// Which instructions multiply the bf16 weights. Both are faithful (README, "Measured");
+/// which is faster depends on the CPU, so [`Bf16Product::fastest`] times both once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bf16Product {
+    /// `vdpbf16ps`: activations rounded to bf16, two multiply-adds per f32 lane and
+    /// instruction (full rate on AMD Zen 4 and 5).
+    Dot,
+    /// Weights widened to f32 in registers, f32 FMAs, activations not rounded ([`widen`]):
+    /// faster where `vdpbf16ps` issues at half the rate of FMAs (Intel Xeons).
+    Widen,
+}
+
+impl std::str::FromStr for Bf16Product {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "dot" => Ok(Self::Dot),
+            "widen" => Ok(Self::Widen),
+            other => Err(format!(
+                "unknown bf16 product `{other}` (expected dot or widen)"
+            )),
+        }
+    }
+}
+
+impl Bf16Product {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dot => "dot",
+            Self::Widen => "widen",
+        }
+    }
+
+    /// The faster product on this CPU, measured once per process on a 12-row product of
+    /// the model's shape (a few milliseconds), single-threaded so that the pool's wake-ups
+    /// do not blur it.
+    pub fn fastest() -> Self {
+        static CHOSEN: OnceLock<Bf16Product> = OnceLock::new();
+        *CHOSEN.get_or_init(Self::measure)
+    }
+
+    fn measure() -> Self {
+        let (m, k, n) = (12, 384, 384);
+        let weight: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 7919) % 997) as f32 / 997.0 - 0.5)
+            .collect();
+        let Some(w) = Panels16::from_torch(&weight, k, n) else {
+            return Self::Dot;
+        };
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 31) % 101) as f32 / 101.0 - 0.5)
+            .collect();
+        let bias = vec![0.0; n];
+        let mut y = vec![0.0; m * n];
+        let mut scratch = GemmScratch::default();
+        let mut best = |kernel: Self| {
+            let mut fastest = Duration::MAX;
+            for _ in 0..7 {
+                let start = Instant::now();
+                for _ in 0..8 {
+                    product(
+                        kernel,
+                        &w,
+                        &x,
+                        m,
+                        &bias,
+                        Act::None,
+                        &mut y,
+                        &mut scratch,
+                        false,
+                    );
+                }
+                fastest = fastest.min(start.elapsed());
+            }
+            fastest
+        };
+        // Alternate, so a burst of noise from elsewhere hits both.
+        let (mut dot, mut wide) = (Duration::MAX, Duration::MAX);
+        for _ in 0..2 {
+            dot = dot.min(best(Self::Dot));
+            wide = wide.min(best(Self::Widen));
+        }
+        tracing::debug!(
+            dot_ns = dot.as_nanos() / 8,
+            widen_ns = wide.as_nanos() / 8,
+            "bf16 products timed"
+        );
+        if wide < dot {
+            Self::Widen
+        } else {
+            Self::Dot
+        }
+    }
 }
 
 impl Panels16 {
@@ -81,11 +184,22 @@ impl Panels16 {
             n: outputs,
             pairs,
             data,
+            product: Bf16Product::Dot,
         })
+    }
+
+    /// Multiplied from now on by `product` (packing leaves [`Bf16Product::Dot`]).
+    pub fn multiply_by(&mut self, product: Bf16Product) {
+        self.product = product;
+    }
+
+    pub fn product(&self) -> Bf16Product {
+        self.product
     }
 }
 
 /// `y (m, n) = act(x (m, k) · W + b)`, contiguous row-major; `bias` holds `⌈n / NR⌉ · NR`.
+/// Multiplied by the weight's [`Panels16::product`].
 pub fn gemm(
     w: &Panels16,
     x: &[f32],
@@ -95,27 +209,69 @@ pub fn gemm(
     y: &mut [f32],
     scratch: &mut GemmScratch,
 ) {
+    product(w.product, w, x, m, bias, act, y, scratch, true);
+}
+
+/// [`gemm`] by the given product; `parallel` lets big products use rayon's threads.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "BLAS-style kernels take operands, strides and shapes"
+)]
+pub fn product(
+    kernel: Bf16Product,
+    w: &Panels16,
+    x: &[f32],
+    m: usize,
+    bias: &[f32],
+    act: Act,
+    y: &mut [f32],
+    scratch: &mut GemmScratch,
+    parallel: bool,
+) {
     let (k, n, pairs) = (w.k, w.n, w.pairs);
     if m == 0 || n == 0 {
         return;
     }
-    let GemmScratch { a16, out, .. } = scratch;
-    // SAFETY: a `Panels16` exists only where `supported()` found avx512f and avx512bf16.
-    unsafe { pack_left(x, m, k, pairs, a16) };
-    let a = &a16[..];
     let panel_len = pairs * 2 * NR;
-    let product = |r0: usize, rows: usize, p: usize, y: &mut [f32], ldy: usize, cols: usize| {
-        let block = Block {
-            a: &a[r0 * pairs..],
-            pairs,
-            panel: &w.data[p * panel_len..][..panel_len],
-            bias: &bias[p * NR..][..NR],
-            act,
-        };
-        // SAFETY: as above, the CPU has avx512f and avx512bf16.
-        unsafe { block.product(rows, y, ldy, cols) };
-    };
-    split(m, n, k, MR16, y, n, out, true, &product);
+    let panel = |p: usize| &w.data[p * panel_len..][..panel_len];
+    let GemmScratch { a, a16, out } = scratch;
+    match kernel {
+        Bf16Product::Dot => {
+            // SAFETY: a `Panels16` exists only where `supported()` found avx512f and avx512bf16.
+            unsafe { pack_left(x, m, k, pairs, a16) };
+            let a = &a16[..];
+            let product =
+                |r0: usize, rows: usize, p: usize, y: &mut [f32], ldy: usize, cols: usize| {
+                    let block = Block {
+                        a: &a[r0 * pairs..],
+                        pairs,
+                        panel: panel(p),
+                        bias: &bias[p * NR..][..NR],
+                        act,
+                    };
+                    // SAFETY: as above, the CPU has avx512f and avx512bf16.
+                    unsafe { block.product(rows, y, ldy, cols) };
+                };
+            split(m, n, k, MR16, y, n, out, parallel, &product);
+        }
+        Bf16Product::Widen => {
+            widen::pack_left(x, m, k, pairs, a);
+            let a = &a[..];
+            let product =
+                |r0: usize, rows: usize, p: usize, y: &mut [f32], ldy: usize, cols: usize| {
+                    let block = WideBlock {
+                        a: &a[r0 * 2 * pairs..],
+                        pairs,
+                        panel: panel(p),
+                        bias: &bias[p * NR..][..NR],
+                        act,
+                    };
+                    // SAFETY: as above, the CPU has avx512f.
+                    unsafe { block.product(rows, y, ldy, cols) };
+                };
+            split(m, n, k, MR_WIDE, y, n, out, parallel, &product);
+        }
+    }
 }
 
 /// `x (m, k)` rounded to bf16 pairs, row-major, `m` padded with zero rows to a multiple of

@@ -1,7 +1,7 @@
 //! A linear layer `y = act(x · W + b)` with its weights packed once at load, in f32 or in bf16:
 //! the one place that chooses between the f32 product (`gemm`) and the bf16 one (`bf16`).
 
-use super::bf16::{self, Panels16};
+use super::bf16::{self, Bf16Product, Panels16};
 use super::gemm::gemm;
 use super::isa::Isa;
 use super::layout::{GemmScratch, Panels, NR};
@@ -75,7 +75,8 @@ pub struct PackedLinear {
 
 impl PackedLinear {
     /// From a PyTorch-layout weight `(out, in)` (row-major) and its bias `(out)`, stored in
-    /// `precision` (f32 where the CPU has no bf16 products).
+    /// `precision` (f32 where the CPU has no bf16 products); bf16 weights are multiplied by
+    /// the [faster product](Bf16Product::fastest) of this CPU.
     pub fn from_torch(
         weight: &[f32],
         bias: &[f32],
@@ -90,7 +91,10 @@ impl PackedLinear {
             Precision::F32 => None,
         };
         let weight = match bf16_panels {
-            Some(panels) => Weights::Bf16(panels),
+            Some(mut panels) => {
+                panels.multiply_by(Bf16Product::fastest());
+                Weights::Bf16(panels)
+            }
             None => {
                 let mut panels = Panels::default();
                 panels.pack_transposed(weight, inputs, inputs, outputs);
@@ -113,6 +117,21 @@ impl PackedLinear {
 
     pub fn outputs(&self) -> usize {
         self.outputs
+    }
+
+    /// Multiplies bf16 weights by `product` from now on (f32 weights are left alone).
+    pub fn multiply_bf16_by(&mut self, product: Bf16Product) {
+        if let Weights::Bf16(panels) = &mut self.weight {
+            panels.multiply_by(product);
+        }
+    }
+
+    /// The product that multiplies the weights, `None` for f32 ones.
+    pub fn bf16_product(&self) -> Option<Bf16Product> {
+        match &self.weight {
+            Weights::Bf16(panels) => Some(panels.product()),
+            Weights::F32(_) => None,
+        }
     }
 
     pub fn precision(&self) -> Precision {

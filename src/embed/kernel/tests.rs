@@ -1,8 +1,8 @@
 //! Tests of the kernels: products, `erf`/`exp`, softmax and layer norm against naive f64
-//! references; bf16 rounding, and the bf16 product against the f32 product of bf16-rounded
+//! references; bf16 rounding, and both bf16 products against the f32 product of bf16-rounded
 //! operands.
 
-use super::bf16::{supported, to_bf16};
+use super::bf16::{product, supported, to_bf16, Bf16Product, Panels16};
 use super::math::{erf, exp};
 use super::*;
 
@@ -209,8 +209,11 @@ fn rounding_to_bf16_is_to_nearest_even() {
     }
 }
 
+/// Both bf16 products against the f32 product of the bf16-rounded weights: `Dot` rounds the
+/// activations to bf16 too, `Widen` keeps them in f32; otherwise only the order of the f32
+/// additions differs.
 #[test]
-fn bf16_product_equals_product_of_rounded_operands() {
+fn bf16_products_equal_products_of_rounded_operands() {
     if !supported() {
         eprintln!("SKIPPED: this CPU has no AVX-512 BF16");
         return;
@@ -223,23 +226,69 @@ fn bf16_product_equals_product_of_rounded_operands() {
         let x = values(m * k, seed as u64 + 1);
         let w = values(n * k, seed as u64 + 100);
         let bias = values(n, seed as u64 + 200);
-        let bf = PackedLinear::from_torch(&w, &bias, k, n, Precision::Bf16);
-        assert_eq!(bf.precision(), Precision::Bf16);
-        // The same product in f32 of the bf16-rounded operands: only the order of the
-        // f32 additions differs.
+        let mut padded_bias = bias.clone();
+        padded_bias.resize(n.div_ceil(NR) * NR, 0.0);
+        let panels = Panels16::from_torch(&w, k, n).expect("the CPU has bf16 products");
         let exact = PackedLinear::from_torch(&round(&w), &bias, k, n, Precision::F32);
-        for act in [Act::None, Act::Gelu] {
-            let mut got = vec![f32::NAN; m * n];
-            let mut want = vec![f32::NAN; m * n];
-            let mut scratch = GemmScratch::default();
-            bf.forward(Isa::detect(), &x, m, act, &mut got, &mut scratch);
-            exact.forward(Isa::detect(), &round(&x), m, act, &mut want, &mut scratch);
-            for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-                assert!(
-                    (g - e).abs() <= 1e-5 * (k as f32).sqrt(),
-                    "m={m} k={k} n={n} {act:?} at {i}: {g} vs {e}"
+        for (kernel, left) in [
+            (Bf16Product::Dot, round(&x)),
+            (Bf16Product::Widen, x.clone()),
+        ] {
+            for act in [Act::None, Act::Gelu] {
+                let mut got = vec![f32::NAN; m * n];
+                let mut want = vec![f32::NAN; m * n];
+                let mut scratch = GemmScratch::default();
+                let parallel = m > 10;
+                product(
+                    kernel,
+                    &panels,
+                    &x,
+                    m,
+                    &padded_bias,
+                    act,
+                    &mut got,
+                    &mut scratch,
+                    parallel,
                 );
+                exact.forward(Isa::detect(), &left, m, act, &mut want, &mut scratch);
+                for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - e).abs() <= 1e-5 * (k as f32).sqrt(),
+                        "{kernel:?} m={m} k={k} n={n} {act:?} at {i}: {g} vs {e}"
+                    );
+                }
             }
         }
     }
+}
+
+#[test]
+fn linear_layers_in_bf16_use_the_products_of_this_cpu() {
+    if !supported() {
+        eprintln!("SKIPPED: this CPU has no AVX-512 BF16");
+        return;
+    }
+    let (m, k, n) = (12, 384, 96);
+    let (x, w, bias) = (values(m * k, 7), values(n * k, 8), values(n, 9));
+    let layer = PackedLinear::from_torch(&w, &bias, k, n, Precision::Bf16);
+    assert_eq!(layer.precision(), Precision::Bf16);
+    let mut padded_bias = bias.clone();
+    padded_bias.resize(n.div_ceil(NR) * NR, 0.0);
+    let panels = Panels16::from_torch(&w, k, n).expect("the CPU has bf16 products");
+    let (mut got, mut want) = (vec![0.0; m * n], vec![0.0; m * n]);
+    let mut scratch = GemmScratch::default();
+    layer.forward(Isa::detect(), &x, m, Act::None, &mut got, &mut scratch);
+    let chosen = Bf16Product::fastest();
+    product(
+        chosen,
+        &panels,
+        &x,
+        m,
+        &padded_bias,
+        Act::None,
+        &mut want,
+        &mut scratch,
+        false,
+    );
+    assert_eq!(got, want, "the layer multiplies by {chosen:?}");
 }
