@@ -72,15 +72,6 @@ enum Forward {
     Tensor(DeviceEncoder),
 }
 
-impl Forward {
-    fn run(&self, ids: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Packed(encoder) => encoder.forward(ids, mask),
-            Self::Tensor(encoder) => encoder.forward(ids, mask),
-        }
-    }
-}
-
 pub struct BertEmbedder {
     model: Forward,
     tokenizer: PromptTokenizer,
@@ -183,15 +174,20 @@ impl BertEmbedder {
         Ok((t.ids, t.prompt_tokens))
     }
 
-    /// Forward pass and mean pooling over real tokens; returns one row per text. Texts of
-    /// unequal length are padded to the longest and masked.
+    /// Forward pass and mean pooling over real tokens; returns one row per text. The CPU
+    /// pass lays the texts end to end; on a device, texts of unequal length are padded to
+    /// the longest and masked.
     fn forward_pooled(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encoder = match &self.model {
+            Forward::Packed(encoder) => return Ok(encoder.pooled(batch)?),
+            Forward::Tensor(encoder) => encoder,
+        };
         let longest = batch.iter().map(|ids| ids.len()).max().unwrap_or(0);
         let shape = (batch.len(), longest);
         if batch.iter().all(|ids| ids.len() == longest) {
             // No padding (always so for a single text): no mask, plain mean.
             let input = Tensor::from_vec(batch.concat(), shape, &self.device)?;
-            let hidden = self.model.run(&input, None)?;
+            let hidden = encoder.forward(&input, None)?;
             return Ok(plain_mean(&hidden)?.to_vec2::<f32>()?);
         }
         let mut input = Vec::with_capacity(batch.len() * longest);
@@ -204,7 +200,7 @@ impl BertEmbedder {
         }
         let input = Tensor::from_vec(input, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let hidden = self.model.run(&input, Some(&mask))?;
+        let hidden = encoder.forward(&input, Some(&mask))?;
         // Mean over real tokens only: padded positions would pull every vector toward padding.
         Ok(masked_mean(&hidden, &mask)?.to_vec2::<f32>()?)
     }
@@ -248,6 +244,10 @@ impl Embedder for BertEmbedder {
             .zip(&tokenized)
             .map(|(vector, t)| embedded(vector, t, tokenize_us, forward_us))
             .collect())
+    }
+
+    fn pads_batches(&self) -> bool {
+        matches!(self.model, Forward::Tensor(_))
     }
 
     fn dims(&self) -> usize {

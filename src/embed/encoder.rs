@@ -10,8 +10,10 @@
 //!   matmul;
 //! - query, key and value are fused into one `(hidden, 3·hidden)` product, with the attention
 //!   scale 1/√d folded into the query weights;
-//! - a batch is flattened to `(tokens, hidden)` so each linear layer is a single product;
-//! - attention runs one fused task per (text, head): scores, key mask, softmax, weighted sum;
+//! - a batch is laid end to end as `(tokens, hidden)` without padding, so each linear layer
+//!   is a single product over real tokens only;
+//! - attention runs one fused task per (text, head) over that text's tokens: scores,
+//!   softmax, weighted sum;
 //! - every buffer is reused between calls (no fresh page faults per request).
 //!
 //! Submodules: `weights` reads the checkpoint into host buffers, `layer` is one transformer
@@ -26,7 +28,6 @@ mod workspace;
 
 use std::sync::Mutex;
 
-use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use self::attention::{Attention, Batch};
@@ -114,16 +115,44 @@ impl BertEncoder {
         })
     }
 
-    /// Last hidden state `(batch, len, hidden)` for token ids `(batch, len)`.
-    /// `mask` is `(batch, len)` with 1 for real tokens and 0 for padding; `None` means no padding.
-    pub fn forward(&self, ids: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let (batch, len) = ids.dims2()?;
-        let device = ids.device().clone();
-        let ids = ids.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
-        let mask = match mask {
-            Some(mask) => Some(mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
-            None => None,
-        };
+    /// The mean of the last hidden state over each text's tokens (not normalised), one row
+    /// per text. The texts go through one pass end to end, without padding: the linear
+    /// layers see only real tokens, and each text attends only to its own.
+    pub fn pooled(&self, texts: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let (hidden, starts) = self.run(texts)?;
+        let h = self.hidden;
+        Ok(starts
+            .windows(2)
+            .map(|rows| {
+                let mut sum = vec![0.0f32; h];
+                for row in hidden[rows[0] * h..rows[1] * h].chunks_exact(h) {
+                    for (s, v) in sum.iter_mut().zip(row) {
+                        *s += v;
+                    }
+                }
+                let count = (rows[1] - rows[0]).max(1) as f32;
+                sum.iter_mut().for_each(|s| *s /= count);
+                sum
+            })
+            .collect())
+    }
+
+    /// The pass over `texts` laid end to end: `(tokens, hidden)` and each text's first row
+    /// (plus the total at the end).
+    fn run(&self, texts: &[&[u32]]) -> candle_core::Result<(Vec<f32>, Vec<usize>)> {
+        let mut starts = Vec::with_capacity(texts.len() + 1);
+        starts.push(0);
+        for ids in texts {
+            if ids.len() > self.max_positions {
+                candle_core::bail!(
+                    "sequence of {} tokens exceeds {} positions",
+                    ids.len(),
+                    self.max_positions
+                );
+            }
+            starts.push(starts.last().copied().unwrap_or(0) + ids.len());
+        }
+        let ids = texts.concat();
         let mut ws = self
             .workspaces
             .lock()
@@ -132,70 +161,51 @@ impl BertEncoder {
             .unwrap_or_default();
         // Run the whole pass on rayon's pool: its products fork and join there, instead of
         // each one waking the pool from the caller's thread.
-        let result =
-            rayon::scope(|_| self.forward_host(&ids, mask.as_deref(), batch, len, &mut ws));
+        let result = rayon::scope(|_| self.forward_host(&ids, &starts, &mut ws));
         if let Ok(mut pool) = self.workspaces.lock() {
             pool.push(ws);
         }
-        Tensor::from_vec(result?, (batch, len, self.hidden), &device)
+        Ok((result?, starts))
     }
 
-    /// The forward pass on host buffers: returns `(batch · len, hidden)` row-major.
+    /// The forward pass on host buffers: returns `(tokens, hidden)` row-major.
     fn forward_host(
         &self,
         ids: &[u32],
-        mask: Option<&[f32]>,
-        batch: usize,
-        len: usize,
+        starts: &[usize],
         ws: &mut Workspace,
     ) -> candle_core::Result<Vec<f32>> {
-        if len > self.max_positions {
-            candle_core::bail!(
-                "sequence of {len} tokens exceeds {} positions",
-                self.max_positions
-            );
-        }
-        let tokens = batch * len;
-        let x = grow(&mut ws.x, tokens * self.hidden);
-        self.embed_tokens(ids, len, x)?;
-        // Additive attention bias per key: 0 for real tokens, -∞ for padding (exactly zero
-        // weight after the softmax).
-        let key_bias = mask.map(|mask| {
-            let bias = grow(&mut ws.key_bias, tokens);
-            for (b, &m) in bias.iter_mut().zip(mask) {
-                *b = if m > 0.0 { 0.0 } else { f32::NEG_INFINITY };
-            }
-            &*bias
-        });
-        let texts = Batch {
-            batch,
-            len,
-            key_bias,
-        };
+        let texts = Batch { starts };
+        let x = grow(&mut ws.x, texts.tokens() * self.hidden);
+        self.embed_tokens(ids, &texts, x)?;
         for layer in &self.layers {
             layer.forward(self.isa, &self.attention, &texts, x, &mut ws.layer);
         }
         Ok(x.to_vec())
     }
 
-    /// `x (tokens, hidden)` = LayerNorm(word + position + token type) for texts of `len`
-    /// tokens each; refuses ids outside the vocabulary.
-    fn embed_tokens(&self, ids: &[u32], len: usize, x: &mut [f32]) -> candle_core::Result<()> {
+    /// `x (tokens, hidden)` = LayerNorm(word + position + token type), positions counted from
+    /// each text's first token; refuses ids outside the vocabulary.
+    fn embed_tokens(&self, ids: &[u32], texts: &Batch, x: &mut [f32]) -> candle_core::Result<()> {
         let h = self.hidden;
-        for (t, (&id, row)) in ids.iter().zip(x.chunks_exact_mut(h)).enumerate() {
-            let id = id as usize;
-            if id >= self.vocab {
-                candle_core::bail!("token id {id} is outside the vocabulary of {}", self.vocab);
-            }
-            let word = &self.word_embeddings[id * h..][..h];
-            let position = &self.position_embeddings[(t % len) * h..][..h];
-            for (((v, w), p), ty) in row
-                .iter_mut()
-                .zip(word)
-                .zip(position)
-                .zip(&self.token_type_row)
-            {
-                *v = w + p + ty;
+        for b in 0..texts.texts() {
+            let (first, len) = texts.span(b);
+            let rows = x[first * h..(first + len) * h].chunks_exact_mut(h);
+            for (position, (&id, row)) in ids[first..first + len].iter().zip(rows).enumerate() {
+                let id = id as usize;
+                if id >= self.vocab {
+                    candle_core::bail!("token id {id} is outside the vocabulary of {}", self.vocab);
+                }
+                let word = &self.word_embeddings[id * h..][..h];
+                let position = &self.position_embeddings[position * h..][..h];
+                for (((v, w), p), ty) in row
+                    .iter_mut()
+                    .zip(word)
+                    .zip(position)
+                    .zip(&self.token_type_row)
+                {
+                    *v = w + p + ty;
+                }
             }
         }
         self.embedding_norm.apply(self.isa, x, None);

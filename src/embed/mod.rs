@@ -73,6 +73,12 @@ pub trait Embedder: Send + Sync {
     /// (to float rounding).
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Embedded>, EmbedError>;
 
+    /// Whether a batch's texts are padded to its longest (so callers gain by grouping texts
+    /// of similar length), rather than laid end to end.
+    fn pads_batches(&self) -> bool {
+        true
+    }
+
     /// Number of dimensions of every embedding.
     fn dims(&self) -> usize;
 

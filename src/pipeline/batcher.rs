@@ -3,10 +3,12 @@
 //! One worker thread owns the model's time. It blocks for the first queued job, then takes
 //! whatever else is already queued (up to [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]) and
 //! embeds it together. It never waits for a batch to fill: a lone request at concurrency 1
-//! runs at once, and under load the batch is what piled up while the previous one ran. Jobs
-//! are grouped by text length so short prompts are not padded to a long one. The queue is
-//! bounded by admission, which reads the worker's [`Backlog`] to refuse a request that would
-//! wait past its budget, and a permit rides with each job until it is answered.
+//! runs at once, and under load the batch is what piled up while the previous one ran. Where
+//! the embedder pads a batch (on a GPU), jobs are grouped by text length so short prompts are
+//! not padded to a long one; the CPU pass lays a batch end to end, so there it is one pass.
+//! The queue is bounded by admission, which reads the worker's [`Backlog`] to refuse a
+//! request that would wait past its budget, and a permit rides with each job until it is
+//! answered.
 //!
 //! A job is one text to retrieve (embed, then search the job's snapshot): the routed turn of
 //! a request or an earlier turn of its conversation. Deciding is left to the caller. The
@@ -137,7 +139,12 @@ fn work(stages: &Stages, jobs: &mpsc::Receiver<Job>, backlog: &Backlog) {
         ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
         let (started, texts) = (Instant::now(), batch.len());
         backlog.taken(taken);
-        for group in length_groups(batch, |job| job.text.len()) {
+        let groups = if stages.embedder.pads_batches() {
+            length_groups(batch, |job| job.text.len())
+        } else {
+            vec![batch]
+        };
+        for group in groups {
             // A panic in the model must not take the worker (and every later request) down:
             // the group's callers get an error when their reply senders drop.
             let run = std::panic::catch_unwind(AssertUnwindSafe(|| run_group(stages, group)));

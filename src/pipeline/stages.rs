@@ -48,7 +48,7 @@ pub struct Stages {
 }
 
 impl Stages {
-    /// Embeds texts: a lone text takes the unpadded single path, several one padded pass.
+    /// Embeds texts: a lone text alone, several in one pass (see `Embedder::embed_batch`).
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Embedded>, PipelineError> {
         // One forward pass may serve several requests (the batcher): no request parent here.
         let _span = tracing::debug_span!("embed", texts = texts.len()).entered();

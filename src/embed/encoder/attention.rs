@@ -1,5 +1,6 @@
-//! Multi-head self-attention on host buffers: one fused task per (text, head) — scores, key
-//! mask, softmax, weighted sum — spread over rayon's threads, each with its own buffers.
+//! Multi-head self-attention on host buffers: one fused task per (text, head) — scores,
+//! softmax, weighted sum — spread over rayon's threads, each with its own buffers. Texts are
+//! not padded, so no key is masked.
 
 use std::cell::Cell;
 
@@ -8,17 +9,24 @@ use rayon::prelude::*;
 use super::workspace::{grow, HEAD_SCRATCH};
 use crate::embed::kernel::{self, Act, Isa};
 
-/// The texts of a flattened batch: `batch` texts of `len` tokens each (padded to the longest),
-/// and the additive bias of every key (`batch · len` values, `None` when nothing is padded).
+/// The texts of a batch laid end to end, without padding: text `b` is rows
+/// `starts[b] .. starts[b + 1]` of every `(tokens, ·)` buffer.
 pub(super) struct Batch<'a> {
-    pub batch: usize,
-    pub len: usize,
-    pub key_bias: Option<&'a [f32]>,
+    pub starts: &'a [usize],
 }
 
 impl Batch<'_> {
     pub fn tokens(&self) -> usize {
-        self.batch * self.len
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    pub fn texts(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// First row and length of text `b`.
+    pub fn span(&self, b: usize) -> (usize, usize) {
+        (self.starts[b], self.starts[b + 1] - self.starts[b])
     }
 }
 
@@ -30,8 +38,9 @@ pub(super) struct Attention {
 }
 
 impl Attention {
-    /// `qkv (batch · len, 3 · hidden)` → `context (batch · len, hidden)`; `heads_buffer` holds
-    /// every head's output before it is interleaved into `context`.
+    /// `qkv (tokens, 3 · hidden)` → `context (tokens, hidden)`, each text attending only to
+    /// its own tokens; `heads_buffer` holds every head's output before it is interleaved into
+    /// `context` (text `b`'s heads at rows `starts[b] · heads ..`).
     pub fn forward(
         &self,
         qkv: &[f32],
@@ -40,58 +49,66 @@ impl Attention {
         context: &mut [f32],
     ) {
         let (isa, d, heads) = (self.isa, self.head_dim, self.heads);
-        let (batch, len) = (texts.batch, texts.len);
         let h = heads * d;
         let ld = 3 * h;
-        let per_head = grow(heads_buffer, batch * heads * len * d);
-        per_head
-            .par_chunks_mut(len * d)
-            .enumerate()
-            .for_each(|(task, out)| {
-                let (b, head) = (task / heads, task % heads);
-                let rows = &qkv[b * len * ld..(b + 1) * len * ld];
-                let mut s = HEAD_SCRATCH.with(Cell::take);
-                s.keys.pack_transposed(&rows[h + head * d..], ld, d, len);
-                s.values.pack_rows(&rows[2 * h + head * d..], ld, len, d);
-                let scores = grow(&mut s.scores, len * len);
-                kernel::gemm(
-                    isa,
-                    &rows[head * d..],
-                    ld,
-                    len,
-                    &s.keys,
-                    None,
-                    Act::None,
-                    scores,
-                    len,
-                    &mut s.gemm,
-                    false,
-                );
-                kernel::softmax_rows(
-                    isa,
-                    scores,
-                    len,
-                    texts.key_bias.map(|kb| &kb[b * len..(b + 1) * len]),
-                );
-                kernel::gemm(
-                    isa,
-                    scores,
-                    len,
-                    len,
-                    &s.values,
-                    None,
-                    Act::None,
-                    out,
-                    d,
-                    &mut s.gemm,
-                    false,
-                );
-                HEAD_SCRATCH.with(|cell| cell.set(s));
-            });
-        for (task, src) in per_head.chunks_exact(len * d).enumerate() {
-            let (b, head) = (task / heads, task % heads);
-            for (i, row) in src.chunks_exact(d).enumerate() {
-                context[(b * len + i) * h + head * d..][..d].copy_from_slice(row);
+        let per_head = grow(heads_buffer, texts.tokens() * h);
+        // One task per (text, head), each with its own slice of the output.
+        let mut tasks = Vec::with_capacity(texts.texts() * heads);
+        let mut rest = &mut per_head[..];
+        for b in 0..texts.texts() {
+            let (_, len) = texts.span(b);
+            for head in 0..heads {
+                let (out, tail) = std::mem::take(&mut rest).split_at_mut(len * d);
+                tasks.push((b, head, out));
+                rest = tail;
+            }
+        }
+        tasks.into_par_iter().for_each(|(b, head, out)| {
+            let (first, len) = texts.span(b);
+            let rows = &qkv[first * ld..(first + len) * ld];
+            let mut s = HEAD_SCRATCH.with(Cell::take);
+            s.keys.pack_transposed(&rows[h + head * d..], ld, d, len);
+            s.values.pack_rows(&rows[2 * h + head * d..], ld, len, d);
+            let scores = grow(&mut s.scores, len * len);
+            kernel::gemm(
+                isa,
+                &rows[head * d..],
+                ld,
+                len,
+                &s.keys,
+                None,
+                Act::None,
+                scores,
+                len,
+                &mut s.gemm,
+                false,
+            );
+            kernel::softmax_rows(isa, scores, len, None);
+            kernel::gemm(
+                isa,
+                scores,
+                len,
+                len,
+                &s.values,
+                None,
+                Act::None,
+                out,
+                d,
+                &mut s.gemm,
+                false,
+            );
+            HEAD_SCRATCH.with(|cell| cell.set(s));
+        });
+        for b in 0..texts.texts() {
+            let (first, len) = texts.span(b);
+            if len == 0 {
+                continue;
+            }
+            let text_heads = &per_head[first * h..(first + len) * h];
+            for (head, src) in text_heads.chunks_exact(len * d).enumerate() {
+                for (i, row) in src.chunks_exact(d).enumerate() {
+                    context[(first + i) * h + head * d..][..d].copy_from_slice(row);
+                }
             }
         }
     }

@@ -10,8 +10,6 @@ use crate::embed::kernel::{GemmScratch, Panels};
 pub(super) struct Workspace {
     /// The hidden states `(tokens, hidden)`, updated layer by layer.
     pub x: Vec<f32>,
-    /// The additive attention bias of every key (padding masked out).
-    pub key_bias: Vec<f32>,
     /// What a layer computes on the way from its input to its output.
     pub layer: LayerScratch,
 }
