@@ -74,7 +74,8 @@ pub enum Bf16Product {
     /// instruction (full rate on AMD Zen 4 and 5).
     Dot,
     /// Weights widened to f32 in registers, f32 FMAs, activations not rounded ([`widen`]):
-    /// faster where `vdpbf16ps` issues at half the rate of FMAs (Intel Xeons).
+    /// faster where `vdpbf16ps` multiplies at half the rate of f32 FMAs (the Intel Xeon,
+    /// Emerald Rapids, measured for the README).
     Widen,
 }
 
