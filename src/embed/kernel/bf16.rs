@@ -73,9 +73,9 @@ pub enum Bf16Product {
     /// `vdpbf16ps`: activations rounded to bf16, two multiply-adds per f32 lane and
     /// instruction (full rate on AMD Zen 4 and 5).
     Dot,
-    /// Weights widened to f32 in registers, f32 FMAs, activations not rounded ([`widen`]):
-    /// faster where `vdpbf16ps` multiplies at half the rate of f32 FMAs (the Intel Xeon,
-    /// Emerald Rapids, measured for the README).
+    /// Weights widened to f32 in registers, f32 FMAs, activations not rounded (the `widen`
+    /// module): faster where `vdpbf16ps` multiplies at half the rate of f32 FMAs (the Intel
+    /// Xeon, Emerald Rapids, measured for the README).
     Widen,
 }
 
