@@ -210,9 +210,8 @@ pub fn load_embedder(
         device: device_name(&device),
     };
     let precision = embedder.precision().map_or("device", |p| p.name());
-    let bf16_product = embedder.bf16_product().map(|p| p.name());
     let window = embedder.window();
-    tracing::info!(model = %info.model.id, revision = %info.model.revision, device = info.device, precision, bf16_product, window_head = window.head, window_tail = window.tail, dir = %files.dir.display(), "model ready");
+    tracing::info!(model = %info.model.id, revision = %info.model.revision, device = info.device, precision, bf16_product = embedder.bf16_product().map(|p| p.name()), window_head = window.head, window_tail = window.tail, dir = %files.dir.display(), "model ready");
     Ok((Arc::new(embedder), info))
 }
 

@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::layout::{GemmScratch, NR};
-use super::math::{gelu, Act};
+use super::math::{finish_row, Act};
 use super::parallel::split;
 use super::widen::{self, WideBlock, MR_WIDE};
 
@@ -358,15 +358,7 @@ impl Block<'_> {
                     _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
                     _mm512_storeu_ps(row.as_mut_ptr().add(NR / 2), acc_r[1]);
                 }
-                for (v, b) in row.iter_mut().zip(&bias) {
-                    *v += b;
-                }
-                if self.act == Act::Gelu {
-                    for v in &mut row {
-                        *v = gelu::<true>(*v);
-                    }
-                }
-                y[(r0 + r) * ldy..][..cols].copy_from_slice(&row[..cols]);
+                finish_row(row, &bias, self.act, &mut y[(r0 + r) * ldy..][..cols]);
             }
             r0 += MR16;
         }

@@ -45,6 +45,27 @@ pub(super) fn gelu<const FMA: bool>(x: f32) -> f32 {
     0.5 * x * (1.0 + erf::<FMA>(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// The epilogue the bf16 micro-kernels share: `row` (one row of a panel's accumulators)
+/// plus the bias, through `act`, its first `out.len()` columns written to `out`.
+#[inline(always)]
+pub(super) fn finish_row<const N: usize>(
+    mut row: [f32; N],
+    bias: &[f32; N],
+    act: Act,
+    out: &mut [f32],
+) {
+    for (v, b) in row.iter_mut().zip(bias) {
+        *v += b;
+    }
+    if act == Act::Gelu {
+        for v in &mut row {
+            *v = gelu::<true>(*v);
+        }
+    }
+    let cols = out.len();
+    out.copy_from_slice(&row[..cols]);
+}
+
 /// `eˣ` via `2ⁿ · e^r` with a degree-6 polynomial (Cephes' `expf`, about 1 ulp); exactly 0
 /// below the smallest normal result.
 #[inline(always)]

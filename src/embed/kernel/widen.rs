@@ -12,14 +12,15 @@
 )]
 
 use super::layout::NR;
-use super::math::{gelu, Act};
+use super::math::{finish_row, Act};
 
 /// Rows of the left operand per micro-kernel call: 12 × 2 accumulators and 4 widened weight
 /// vectors fit the 32 vector registers (the activations are broadcast from memory).
 pub(super) const MR_WIDE: usize = 12;
 
 /// How many weight pairs (128 bytes each) ahead of the multiply-adds the kernel prefetches
-/// (16 was faster than none, 4 or 8 in the single-thread forward of short prompts).
+/// (16 was faster than none in three rounds of three of the single-thread forward of short
+/// prompts; 4 and 8 were within the machine's noise of it).
 const PREFETCH_PAIRS: usize = 16;
 
 /// `x (m, k)` copied into rows of `2 · pairs` floats (a zero column where `k` is odd), `m`
@@ -69,15 +70,13 @@ impl WideBlock<'_> {
             let mut acc: [[__m512; 2]; MR_WIDE] = [[_mm512_setzero_ps(); 2]; MR_WIDE];
             for (q, b) in panel.iter().enumerate() {
                 // The weights stream from L3 once per block: ask for them a few pairs ahead.
-                // SAFETY: a prefetch never faults; the address may lie past the panel.
-                {
-                    let ahead = b
-                        .as_ptr()
-                        .wrapping_add(PREFETCH_PAIRS * 2 * NR)
-                        .cast::<i8>();
-                    _mm_prefetch::<_MM_HINT_T0>(ahead);
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
-                }
+                // A prefetch never faults, so the address may lie past the panel.
+                let ahead = b
+                    .as_ptr()
+                    .wrapping_add(PREFETCH_PAIRS * 2 * NR)
+                    .cast::<i8>();
+                _mm_prefetch::<_MM_HINT_T0>(ahead);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64));
                 // SAFETY: `b` is 64 u16 = two 512-bit vectors; unaligned loads.
                 let (b0, b1) = unsafe {
                     (
@@ -104,20 +103,11 @@ impl WideBlock<'_> {
             }
             for (r, acc_r) in acc.iter().enumerate().take((rows - r0).min(MR_WIDE)) {
                 let mut row = [0.0f32; NR];
-                // SAFETY: `row` holds 32 f32 = two 512-bit vectors.
-                {
-                    _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
-                    _mm512_storeu_ps(row.as_mut_ptr().add(NR / 2), acc_r[1]);
-                }
-                for (v, b) in row.iter_mut().zip(&bias) {
-                    *v += b;
-                }
-                if self.act == Act::Gelu {
-                    for v in &mut row {
-                        *v = gelu::<true>(*v);
-                    }
-                }
-                y[(r0 + r) * ldy..][..cols].copy_from_slice(&row[..cols]);
+                // `row` holds 32 f32 = two 512-bit vectors (unaligned stores, allowed by
+                // this fn's safety contract).
+                _mm512_storeu_ps(row.as_mut_ptr(), acc_r[0]);
+                _mm512_storeu_ps(row.as_mut_ptr().add(NR / 2), acc_r[1]);
+                finish_row(row, &bias, self.act, &mut y[(r0 + r) * ldy..][..cols]);
             }
             r0 += MR_WIDE;
         }
