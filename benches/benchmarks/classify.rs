@@ -34,8 +34,8 @@ fn classify(c: &mut Criterion) {
         cache_bytes: 0,
         ..PipelineOptions::default()
     };
-    let pipeline = Arc::new(Pipeline::new(embedder.clone(), uncached).expect("pipeline"));
-    let cached = Arc::new(Pipeline::new(embedder, PipelineOptions::default()).expect("pipeline"));
+    let pipeline = Arc::new(Pipeline::new(embedder.clone(), uncached));
+    let cached = Arc::new(Pipeline::new(embedder, PipelineOptions::default()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

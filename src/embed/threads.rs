@@ -1,7 +1,7 @@
 //! The threads that run the model, and their scheduling priority.
 //!
 //! The forward pass is the only long CPU work of a request, and it runs on rayon's global
-//! pool (and the batch worker that feeds it). When the service is saturated, those threads
+//! pool (the served path's batcher runs there too). When the service is saturated, those threads
 //! would otherwise take the cores from the async threads that parse requests, answer cache
 //! hits, `/health` and `/metrics`, and refuse with 429: a refusal then waits for a time slice
 //! behind the model. Giving the model threads a higher nice value (a lower priority) lets the
@@ -18,11 +18,6 @@
     )
 )]
 
-use std::sync::OnceLock;
-
-/// The nice value the model threads take (0 leaves them at the process's own).
-static MODEL_NICE: OnceLock<i32> = OnceLock::new();
-
 /// Why the pool could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ThreadsError {
@@ -30,25 +25,15 @@ pub enum ThreadsError {
     PoolStarted(#[from] rayon::ThreadPoolBuildError),
 }
 
-/// Builds rayon's global pool (one thread a core) with its threads at `nice`, and records
-/// `nice` for [`join_model_priority`]. Call once, before anything runs the model; later
-/// calls fail. A `nice` of 0 changes nothing.
+/// Builds rayon's global pool (one thread a core) with its threads at `nice`. Call once,
+/// before anything runs the model; later calls fail. A `nice` of 0 changes nothing.
 pub fn start_model_pool(nice: i32) -> Result<(), ThreadsError> {
     let nice = nice.clamp(0, 19);
-    let _ = MODEL_NICE.set(nice);
     rayon::ThreadPoolBuilder::new()
         .thread_name(|i| format!("router-model-{i}"))
         .start_handler(move |_| lower_current_thread(nice))
         .build_global()?;
     Ok(())
-}
-
-/// Puts the calling thread at the model's priority (a thread that feeds the model, such
-/// as the batch worker). Does nothing unless [`start_model_pool`] ran.
-pub fn join_model_priority() {
-    if let Some(&nice) = MODEL_NICE.get() {
-        lower_current_thread(nice);
-    }
 }
 
 /// The calling thread's nice value (Linux only; elsewhere `None`).

@@ -2,11 +2,12 @@
 //! at once a request that would wait past its queueing budget, instead of queueing it behind
 //! a fixed count of others.
 //!
-//! The batch worker runs one forward pass at a time and takes what is queued (up to
+//! The batcher runs one forward pass at a time and takes what is queued (up to
 //! [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]) into the next one. So a new text is taken by
 //! the next pass unless the texts queued before it already fill it: its queueing is the time
-//! of the queued texts that do not fit, at the recent model time per text (a pass's wall time
-//! divided by its texts, so the saving of batching is in it). The pass in progress is not
+//! of the queued texts that do not fit, at the recent model time per text (a forward pass's
+//! wall time divided by its texts, so the saving of batching is in it; the searches after
+//! it, a few percent of a short text's pass, are left out). The pass in progress is not
 //! counted: it is already running, and bounded by the same caps, so it adds at most one
 //! pass of service to every request alike.
 
@@ -56,7 +57,7 @@ impl Backlog {
         self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// `(texts, bytes)` left the queue: the worker took them, or a submission failed.
+    /// `(texts, bytes)` left the queue: the batcher took them into a pass.
     pub(super) fn taken(&self, (texts, bytes): (usize, usize)) {
         self.queued.fetch_sub(texts, Ordering::Relaxed);
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);

@@ -48,9 +48,6 @@ pub enum ComposeError {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Tenants(#[from] crate::live::TenantsError),
-    /// Runtime error: the batch worker thread could not be started.
-    #[error("starting the batch worker: {0}")]
-    Worker(#[source] std::io::Error),
 }
 
 /// Where the model comes from.
@@ -311,7 +308,7 @@ pub fn assemble(parts: CoreParts, runtime: &tokio::runtime::Handle) -> Result<Co
         }
         .spawn(runtime);
     }
-    let pipeline = Pipeline::new(parts.embedder, parts.options).map_err(ComposeError::Worker)?;
+    let pipeline = Pipeline::new(parts.embedder, parts.options);
     if let Some(shared) = shared_uncertain {
         pipeline.uncertain().share(shared);
     }

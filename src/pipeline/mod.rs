@@ -8,7 +8,7 @@
 //! ```
 //!
 //! [`Pipeline::serve`] and [`Pipeline::serve_many`] are the served path (micro-batched on
-//! the worker thread, behind the edge's admission); [`Pipeline::classify`] and
+//! the model's thread pool, behind the edge's admission); [`Pipeline::classify`] and
 //! [`Pipeline::classify_many`] run the same stages on the calling thread (CLI, eval,
 //! benches). A bad text in a batch fails alone, with its own error, on every path.
 //!
@@ -50,7 +50,7 @@ use plan::Plan;
 use retrieval_cache::RetrievalCache;
 use uncertain::UncertainQueue;
 
-/// Histogram of texts per forward pass of the batch worker.
+/// Histogram of texts per forward pass of the batcher.
 pub const BATCH_SIZE_METRIC: &str = "router_batch_size";
 pub const CACHE_HITS_METRIC: &str = "router_cache_hits_total";
 pub const CACHE_MISSES_METRIC: &str = "router_cache_misses_total";
@@ -63,8 +63,8 @@ pub enum PipelineError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Decide(#[from] DecideError),
-    /// Runtime failure: the batch worker thread is gone (it panicked past its guard, or the
-    /// process is shutting down).
+    /// Runtime failure: a queued job was dropped unanswered (the model panicked on its
+    /// batch, or the process is shutting down).
     #[error("the batch worker has stopped")]
     WorkerStopped,
 }
@@ -117,8 +117,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline with a fresh health board (every target closed); starts the batch worker.
-    pub fn new(embedder: Arc<dyn Embedder>, options: PipelineOptions) -> std::io::Result<Self> {
+    /// A pipeline with a fresh health board (every target closed).
+    pub fn new(embedder: Arc<dyn Embedder>, options: PipelineOptions) -> Self {
         Self::with_health(embedder, Arc::new(HealthBoard::new()), options)
     }
 
@@ -126,17 +126,17 @@ impl Pipeline {
         embedder: Arc<dyn Embedder>,
         health: Arc<HealthBoard>,
         options: PipelineOptions,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
         let stages = Arc::new(Stages {
             embedder,
             health,
             uncertain: Arc::new(UncertainQueue::new(options.uncertain_capacity)),
         });
-        Ok(Self {
-            batcher: Batcher::spawn(Arc::clone(&stages))?,
+        Self {
+            batcher: Batcher::new(Arc::clone(&stages)),
             cache: RetrievalCache::new(options.cache_bytes),
             stages,
-        })
+        }
     }
 
     pub fn embedder(&self) -> &Arc<dyn Embedder> {
@@ -164,7 +164,7 @@ impl Pipeline {
     }
 
     /// Serves one request: cached retrievals where there are some, else `admit` (the edge's
-    /// admission, awaited only on a miss) and the batch worker for the rest.
+    /// admission, awaited only on a miss) and the batcher for the rest.
     pub async fn serve<E: From<PipelineError>>(
         &self,
         snapshot: Arc<Snapshot>,
@@ -202,10 +202,7 @@ impl Pipeline {
                 }
             }
             for (p, t, queued) in pending {
-                let retrieved = match queued {
-                    Ok(job) => job.answer().await,
-                    Err(e) => Err(e),
-                };
+                let retrieved = queued.answer().await;
                 plans[p].fill(t, retrieved, &self.cache, &snapshot);
             }
         }

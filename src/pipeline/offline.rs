@@ -41,8 +41,7 @@ pub fn load_offline(
         progress,
     )?;
     let snapshot = Snapshot::new(Arc::new(policy), Arc::new(bundle), embedder.dims())?;
-    let pipeline =
-        Pipeline::new(embedder, PipelineOptions::default()).map_err(ComposeError::Worker)?;
+    let pipeline = Pipeline::new(embedder, PipelineOptions::default());
     Ok(OfflineCore {
         pipeline,
         snapshot: Arc::new(snapshot),

@@ -1,6 +1,6 @@
 //! The texts one request needs retrieved (the routed turn first, then the earlier turns of its
 //! conversation that the policy considers, newest first), each found in the retrieval cache
-//! or filled in once the batch worker (or this thread) has embedded and searched it.
+//! or filled in once the batcher (or this thread) has embedded and searched it.
 
 use std::sync::Arc;
 

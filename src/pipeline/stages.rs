@@ -1,5 +1,5 @@
 //! The request path after the text: embed → search → score → decide, and the offer of
-//! uncertain decisions to the labeling queue. Everything that classifies (the batch worker,
+//! uncertain decisions to the labeling queue. Everything that classifies (the batcher,
 //! the synchronous callers, eval) runs these functions; nothing else composes the stages.
 
 use std::sync::Arc;

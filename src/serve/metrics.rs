@@ -34,7 +34,7 @@ pub use crate::live::reloader::RELOAD_METRIC as RELOADS_TOTAL;
 pub use crate::live::ARCHETYPES_METRIC as ARCHETYPES;
 /// Vectors placed in built indexes, by source (recorded in `pipeline::indexer`).
 pub use crate::pipeline::indexer::INDEX_VECTORS_METRIC as INDEX_VECTORS_TOTAL;
-/// Requests embedded together by the batch worker (recorded in `pipeline::batcher`).
+/// Requests embedded together by the batcher (recorded in `pipeline::batcher`).
 use crate::pipeline::BATCH_SIZE_METRIC as BATCH_SIZE;
 pub use crate::pipeline::{CACHE_HITS_METRIC as CACHE_HITS, CACHE_MISSES_METRIC as CACHE_MISSES};
 /// Uncertain decisions the shared store's queue never got (recorded in `store::shared`).

@@ -34,7 +34,7 @@ fn mtbench101_follow_ups_keep_their_task_and_tier() {
     let dims = embedder.dims();
     let snapshot =
         Arc::new(Snapshot::new(Arc::new(policy), common::shipped_index(), dims).unwrap());
-    let pipeline = Pipeline::new(embedder, PipelineOptions::default()).unwrap();
+    let pipeline = Pipeline::new(embedder, PipelineOptions::default());
     let exclude = vec!["TS".to_owned()];
     let report = evaluate(&pipeline, &snapshot, &dialogues, &exclude, &|_, _| {}).unwrap();
     for (task, f) in &report.by_task {

@@ -213,36 +213,39 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{d}");
-    let tasks: Vec<_> = (0..64)
+    // A batch of 64 prompts of about 3 KB (two fill a forward pass) is admitted at once, the
+    // queue being empty, and queues 64 texts. `join!` polls the batch first: it has queued
+    // them all when the lone request is admitted right after, and that one would wait for
+    // some 30 passes, so it is refused though 255 slots are free.
+    let requests: Vec<Value> = (0..64)
         .map(|i| {
-            let app = app.clone();
-            // About 3 KB each: three queued fill a forward pass.
-            let prompt = format!(
+            json!({ "prompt": format!(
                 "Summarise report {i}: {}",
                 "revenue rose while costs fell. ".repeat(100)
-            );
-            let body = json!({ "prompt": prompt });
-            tokio::spawn(async move { send(&app, post("/classify", body.to_string())).await })
+            ) })
         })
         .collect();
-    let (mut served, mut refused) = (0, 0);
-    for task in tasks {
-        let (status, headers, body) = task.await.unwrap();
-        match status.as_u16() {
-            200 => served += 1,
-            429 => {
-                assert_error(status, &body, 429, "overloaded");
-                assert_eq!(headers[header::RETRY_AFTER], "1");
-                refused += 1;
-            }
-            other => panic!("{other}: {body}"),
-        }
-    }
-    // The first ones find room in the next forward pass; those arriving while it is being
-    // embedded would queue longer, and 256 free slots do not change that.
+    let batch = send(
+        &app,
+        post(
+            "/classify/batch",
+            json!({ "requests": requests }).to_string(),
+        ),
+    );
+    let lone = send(
+        &app,
+        post("/classify", json!({"prompt": "one more"}).to_string()),
+    );
+    let ((batch_status, _, decisions), (status, headers, body)) = tokio::join!(batch, lone);
+    assert_error(status, &body, 429, "overloaded");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    // The batch itself was admitted and served whole.
+    assert_eq!(batch_status, StatusCode::OK, "{decisions}");
+    let decisions = decisions["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 64);
     assert!(
-        served >= 1 && refused >= 1,
-        "{served} served, {refused} refused"
+        decisions.iter().all(|d| d["bucket"].is_string()),
+        "{decisions:?}"
     );
 }
 
