@@ -199,7 +199,7 @@ async fn full_admission_answers_429_with_retry_after() {
 #[tokio::test]
 async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_free() {
     // A budget of 0 ms: a request is admitted only while the texts queued before it fit in
-    // the model's next forward pass (32 texts, 8 KiB).
+    // the model's next forward pass (64 texts, 8 KiB).
     let limits = Limits {
         queue_budget_ms: 0,
         max_in_flight: 256,
