@@ -1,5 +1,5 @@
 //! The request path as production runs it: `Pipeline::serve` (retrieval cache → admission →
-//! batch worker → embed → search → score → decide), one client and 16 concurrent, cache off
+//! batcher → embed → search → score → decide), one client and 16 concurrent, cache off
 //! and on; and `Pipeline::classify` on the calling thread (what the CLI and eval run).
 
 use std::sync::Arc;
@@ -67,7 +67,7 @@ fn classify(c: &mut Criterion) {
     group.bench_function("served short, cache hit", |b| {
         b.iter(|| runtime.block_on(serve(&cached, input.clone())))
     });
-    // 16 concurrent clients with different short prompts: the batch worker embeds what
+    // 16 concurrent clients with different short prompts: the batcher embeds what
     // piled up together. Divide by 16 for the cost of one decision.
     let batch: Vec<ClassifyInput> = prompts
         .iter()

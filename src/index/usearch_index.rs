@@ -142,8 +142,9 @@ impl std::str::FromStr for Quantization {
 
 /// Search contexts usearch keeps per index, and so the searches of one index that run at once
 /// (more wait for a free one: [`slots`]). The service searches on the model's thread pool
-/// (its batcher) and offline callers on their own threads, a few at a time; each context costs about 36 KB (plus a
-/// bitset of the index size) for every index held, tenants' included.
+/// (its batcher) and offline callers on their own threads, a few at a time; each context
+/// costs about 36 KB (plus a bitset of the index size) for every index held, tenants'
+/// included.
 pub const SEARCH_CONTEXTS: usize = 16;
 
 pub struct UsearchIndex {

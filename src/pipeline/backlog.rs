@@ -7,7 +7,7 @@
 //! the next pass unless the texts queued before it already fill it: its queueing is the time
 //! of the queued texts that do not fit, at the recent model time per text (a forward pass's
 //! wall time divided by its texts, so the saving of batching is in it; the searches after
-//! it, a few percent of a short text's pass, are left out). The pass in progress is not
+//! it, up to a tenth of a short text's pass, are left out). The pass in progress is not
 //! counted: it is already running, and bounded by the same caps, so it adds at most one
 //! pass of service to every request alike.
 

@@ -2,7 +2,8 @@
 //!
 //! Jobs queue here, and one drain at a time runs them on the model's own thread pool
 //! (rayon's): it takes what is queued (up to [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]),
-//! embeds it together, answers, and goes on until the queue is empty. It never waits for a
+//! embeds it together, answers, and hands on to a new pool job for the next batch until the
+//! queue is empty. It never waits for a
 //! batch to fill: a lone request at concurrency 1 runs at once, and under load the batch is
 //! what piled up while the previous one ran. The drain runs on a pool thread rather than a
 //! thread of its own so that the forward pass forks from inside the pool: a lone request
@@ -18,10 +19,12 @@
 //! embedding does not depend on the snapshot, so jobs holding different snapshots (a swap
 //! mid-batch) share a forward pass and each searches its own.
 
-use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+use crossbeam_deque::{Injector, Steal};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
@@ -37,8 +40,8 @@ use super::PipelineError;
 pub const MAX_BATCH: usize = 64;
 
 /// Most bytes of text in one batch (a longer text goes alone): long prompts gain little from
-/// sharing a forward pass, and a pass of 32 of them would make every request that arrives
-/// meanwhile wait for all 32 on top of its budget.
+/// sharing a forward pass, and a pass of [`MAX_BATCH`] of them would make every request that
+/// arrives meanwhile wait for all of them on top of its budget.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 
 /// A group's longest text may be this many times its shortest (plus [`GROUP_SLACK_BYTES`])
@@ -61,24 +64,13 @@ struct Job {
     span: tracing::Span,
 }
 
-#[derive(Default)]
-struct Queue {
-    jobs: VecDeque<Job>,
-    /// Whether a drain is running or about to: at most one, so passes never overlap.
-    draining: bool,
-}
-
 struct Shared {
     stages: Arc<Stages>,
-    queue: Mutex<Queue>,
+    /// Lock-free (the hot path takes no global lock): many submitters, one drain.
+    jobs: Injector<Job>,
+    /// Whether a drain is running or about to: at most one, so passes never overlap.
+    draining: AtomicBool,
     backlog: Arc<Backlog>,
-}
-
-impl Shared {
-    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        // Nothing panics while holding the lock; a poisoned queue is still consistent.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// The sending side; cheap to clone.
@@ -88,11 +80,13 @@ pub struct Batcher {
 }
 
 impl Batcher {
+    /// An empty queue; nothing runs until the first submission.
     pub fn new(stages: Arc<Stages>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 stages,
-                queue: Mutex::default(),
+                jobs: Injector::new(),
+                draining: AtomicBool::new(false),
                 backlog: Arc::new(Backlog::default()),
             }),
         }
@@ -120,14 +114,12 @@ impl Batcher {
             _permit: permit,
             span: tracing::Span::current(),
         };
-        let start_drain = {
-            let mut queue = self.shared.queue();
-            queue.jobs.push_back(job);
-            !std::mem::replace(&mut queue.draining, true)
-        };
-        if start_drain {
+        self.shared.jobs.push(job);
+        // Pairs with the fence in `drain`: either this sees the drain gone, or it sees the job.
+        fence(Ordering::SeqCst);
+        if !self.shared.draining.swap(true, Ordering::SeqCst) {
             let shared = Arc::clone(&self.shared);
-            rayon::spawn(move || drain(&shared));
+            rayon::spawn(move || drain(shared, None));
         }
         Pending(answer)
     }
@@ -142,61 +134,72 @@ impl Pending {
     }
 }
 
-/// Runs batches until the queue is empty, then ends (the next submission starts another).
-fn drain(shared: &Shared) {
-    loop {
-        let (batch, bytes) = {
-            let mut queue = shared.queue();
-            let taken = next_batch(&mut queue.jobs);
-            if taken.0.is_empty() {
-                queue.draining = false;
-                return;
-            }
-            taken
-        };
-        let taken = (batch.len(), bytes);
-        shared.backlog.taken(taken);
-        // Clients that went away (timeouts, disconnects) cost nothing.
-        let batch: Vec<Job> = batch
-            .into_iter()
-            .filter(|job| !job.reply.is_closed())
-            .collect();
-        ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
-        let stages = &shared.stages;
-        let groups = if stages.embedder.pads_batches() {
-            length_groups(batch, |job| job.text.len())
-        } else {
-            vec![batch]
-        };
-        for group in groups {
-            // A panic in the model must not end the drain (a panic that leaves a rayon job
-            // aborts the process): the group's callers get an error when their reply senders
-            // drop, and the next batch runs.
-            let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                run_group(stages, &shared.backlog, group);
-            }));
-            if run.is_err() {
-                tracing::error!("the batch drain caught a panic; its requests failed");
-            }
+/// Runs one batch, then hands the rest of the queue to a new pool job, or ends the drain
+/// when the queue is empty (the next submission starts another). One batch per job: a pool
+/// thread waiting inside other work (an `/embed` pass, a reload's embedding) may pick the
+/// drain up, and goes back to that work after one pass instead of when the load ends.
+/// `carried` is a job the last batch took off the queue but had no room for.
+fn drain(shared: Arc<Shared>, carried: Option<Job>) {
+    let (batch, bytes, carried) = next_batch(&shared.jobs, carried);
+    if batch.is_empty() {
+        shared.draining.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // A job pushed after the queue looked empty, whose submitter still saw the drain
+        // running: take the drain back and run it.
+        if !shared.jobs.is_empty() && !shared.draining.swap(true, Ordering::SeqCst) {
+            rayon::spawn(move || drain(shared, None));
+        }
+        return;
+    }
+    shared.backlog.taken((batch.len(), bytes));
+    // Clients that went away (timeouts, disconnects) cost nothing.
+    let batch: Vec<Job> = batch
+        .into_iter()
+        .filter(|job| !job.reply.is_closed())
+        .collect();
+    ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
+    let stages = &shared.stages;
+    let groups = if stages.embedder.pads_batches() {
+        length_groups(batch, |job| job.text.len())
+    } else {
+        vec![batch]
+    };
+    for group in groups {
+        // A panic in the model must not end the drain (a panic that leaves a rayon job
+        // aborts the process): the group's callers get an error when their reply senders
+        // drop, and the next batch runs.
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            run_group(stages, &shared.backlog, group);
+        }));
+        if run.is_err() {
+            tracing::error!("the batch drain caught a panic; its requests failed");
         }
     }
+    // Other work waiting for the pool (a reload's embedding on a one-thread pool) gets a turn
+    // between batches; the successor job would otherwise always come first on this thread.
+    let _ = rayon::yield_now();
+    rayon::spawn(move || drain(shared, carried));
 }
 
-/// Takes the next batch off the front of the queue: the first job, then those behind it
-/// while they fit in [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]. Returns it and its bytes.
-fn next_batch(jobs: &mut VecDeque<Job>) -> (Vec<Job>, usize) {
-    let mut batch = Vec::new();
-    let mut bytes = 0;
+/// Takes the next batch: `carried` first, then jobs off the front of the queue while they fit
+/// in [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]. Returns it, its bytes, and the job taken
+/// that did not fit (it starts the next batch).
+fn next_batch(jobs: &Injector<Job>, carried: Option<Job>) -> (Vec<Job>, usize, Option<Job>) {
+    let mut bytes = carried.as_ref().map_or(0, |job| job.text.len());
+    let mut batch: Vec<Job> = carried.into_iter().collect();
     while batch.len() < MAX_BATCH {
-        match jobs.front() {
-            Some(job) if batch.is_empty() || bytes + job.text.len() <= MAX_BATCH_BYTES => {
-                bytes += job.text.len();
-                batch.extend(jobs.pop_front());
-            }
-            Some(_) | None => break,
+        let job = match jobs.steal() {
+            Steal::Success(job) => job,
+            Steal::Retry => continue,
+            Steal::Empty => break,
+        };
+        if !batch.is_empty() && bytes + job.text.len() > MAX_BATCH_BYTES {
+            return (batch, bytes, Some(job));
         }
+        bytes += job.text.len();
+        batch.push(job);
     }
-    (batch, bytes)
+    (batch, bytes, None)
 }
 
 /// Splits items into groups of similar length, shortest first.

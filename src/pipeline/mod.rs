@@ -65,7 +65,7 @@ pub enum PipelineError {
     Decide(#[from] DecideError),
     /// Runtime failure: a queued job was dropped unanswered (the model panicked on its
     /// batch, or the process is shutting down).
-    #[error("the batch worker has stopped")]
+    #[error("the model failed on this request's batch")]
     WorkerStopped,
 }
 

@@ -236,6 +236,8 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
         &app,
         post("/classify", json!({"prompt": "one more"}).to_string()),
     );
+    // Relies on nothing on the handler path yielding before the batch's texts are queued
+    // (a layer that did would let the lone request in first, and this test would fail).
     let ((batch_status, _, decisions), (status, headers, body)) = tokio::join!(batch, lone);
     assert_error(status, &body, 429, "overloaded");
     assert_eq!(headers[header::RETRY_AFTER], "1");
