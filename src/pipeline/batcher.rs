@@ -3,9 +3,8 @@
 //! Jobs queue here, and one drain at a time runs them on the model's own thread pool
 //! (rayon's): it takes what is queued (up to [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]),
 //! embeds it together, answers, and hands on to a new pool job for the next batch until the
-//! queue is empty. It never waits for a
-//! batch to fill: a lone request at concurrency 1 runs at once, and under load the batch is
-//! what piled up while the previous one ran. The drain runs on a pool thread rather than a
+//! queue is empty. It never waits for a batch to fill: a lone request at concurrency 1 runs
+//! at once, and under load the batch is what piled up while the previous one ran. The drain runs on a pool thread rather than a
 //! thread of its own so that the forward pass forks from inside the pool: a lone request
 //! then crosses threads twice (to the pool and back), not four times (measured on two
 //! vCPUs: each crossing costs some 25 to 60 µs of wake-up). Where the embedder pads a batch
@@ -115,12 +114,7 @@ impl Batcher {
             span: tracing::Span::current(),
         };
         self.shared.jobs.push(job);
-        // Pairs with the fence in `drain`: either this sees the drain gone, or it sees the job.
-        fence(Ordering::SeqCst);
-        if !self.shared.draining.swap(true, Ordering::SeqCst) {
-            let shared = Arc::clone(&self.shared);
-            rayon::spawn(move || drain(shared, None));
-        }
+        start_drain_if_queued(&self.shared);
         Pending(answer)
     }
 }
@@ -134,6 +128,17 @@ impl Pending {
     }
 }
 
+/// Starts a drain unless the queue is empty or one is running. Both sides call it after
+/// their own write (a submitter after its push, a drain after clearing `draining`); the fence
+/// makes sure at least one of them sees the other's, so no job is left without a drain.
+fn start_drain_if_queued(shared: &Arc<Shared>) {
+    fence(Ordering::SeqCst);
+    if !shared.jobs.is_empty() && !shared.draining.swap(true, Ordering::SeqCst) {
+        let shared = Arc::clone(shared);
+        rayon::spawn(move || drain(shared, None));
+    }
+}
+
 /// Runs one batch, then hands the rest of the queue to a new pool job, or ends the drain
 /// when the queue is empty (the next submission starts another). One batch per job: a pool
 /// thread waiting inside other work (an `/embed` pass, a reload's embedding) may pick the
@@ -143,12 +148,9 @@ fn drain(shared: Arc<Shared>, carried: Option<Job>) {
     let (batch, bytes, carried) = next_batch(&shared.jobs, carried);
     if batch.is_empty() {
         shared.draining.store(false, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        // A job pushed after the queue looked empty, whose submitter still saw the drain
-        // running: take the drain back and run it.
-        if !shared.jobs.is_empty() && !shared.draining.swap(true, Ordering::SeqCst) {
-            rayon::spawn(move || drain(shared, None));
-        }
+        // A job pushed after the queue looked empty, whose submitter still saw this drain
+        // running, gets a drain here.
+        start_drain_if_queued(&shared);
         return;
     }
     shared.backlog.taken((batch.len(), bytes));
