@@ -250,6 +250,11 @@ impl Embedder for BertEmbedder {
         matches!(self.model, Forward::Tensor(_))
     }
 
+    fn window_tokens(&self) -> Option<usize> {
+        // The window's word pieces plus [CLS] and [SEP].
+        Some(self.window().max_pieces(self.max_seq_length()) + 2)
+    }
+
     fn dims(&self) -> usize {
         self.dims
     }

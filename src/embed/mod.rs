@@ -79,6 +79,11 @@ pub trait Embedder: Send + Sync {
         true
     }
 
+    /// The most tokens the model sees of one text (its routing window, [CLS] and [SEP]
+    /// included): a longer text costs a forward pass no more than one of this many tokens.
+    /// `None` when every token of a text is embedded.
+    fn window_tokens(&self) -> Option<usize>;
+
     /// Number of dimensions of every embedding.
     fn dims(&self) -> usize;
 

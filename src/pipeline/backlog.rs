@@ -18,7 +18,8 @@ use super::batcher::{MAX_BATCH, MAX_BATCH_BYTES};
 
 #[derive(Debug, Default)]
 pub struct Backlog {
-    /// Texts submitted and not yet taken into a pass, and their bytes.
+    /// Texts submitted and not yet taken into a pass, and their bytes (each text's length, at
+    /// most its routing window's worth: what the batcher counts against `MAX_BATCH_BYTES`).
     queued: AtomicUsize,
     queued_bytes: AtomicUsize,
     /// Recent model time per text in ns (exponentially weighted over passes); 0 until the
@@ -51,7 +52,7 @@ impl Backlog {
         by_count.max(by_bytes)
     }
 
-    /// A text of `bytes` was submitted.
+    /// A text counting `bytes` was submitted.
     pub(super) fn submitted(&self, bytes: usize) {
         self.queued.fetch_add(1, Ordering::Relaxed);
         self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -4,14 +4,14 @@
 //! (rayon's): it takes what is queued (up to [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]),
 //! embeds it together, answers, and hands on to a new pool job for the next batch until the
 //! queue is empty. It never waits for a batch to fill: a lone request at concurrency 1 runs
-//! at once, and under load the batch is what piled up while the previous one ran. The drain runs on a pool thread rather than a
-//! thread of its own so that the forward pass forks from inside the pool: a lone request
-//! then crosses threads twice (to the pool and back), not four times (measured on two
-//! vCPUs: each crossing costs some 25 to 60 µs of wake-up). Where the embedder pads a batch
-//! (on a GPU), jobs are grouped by text length so short prompts are not padded to a long
-//! one; the CPU pass lays a batch end to end, so there it is one pass. The queue is bounded
-//! by admission, which reads the [`Backlog`] to refuse a request that would wait past its
-//! budget, and a permit rides with each job until it is answered.
+//! at once, and under load the batch is what piled up while the previous one ran. The drain
+//! runs on a pool thread rather than a thread of its own so that the forward pass forks from
+//! inside the pool: a lone request then crosses threads twice (to the pool and back), not
+//! four times (measured on two vCPUs: each crossing costs some 25 to 60 µs of wake-up).
+//! Where the embedder pads a batch (on a GPU), jobs are grouped by length so short prompts
+//! are not padded to a long one; the CPU pass lays a batch end to end, so there it is one
+//! pass. The queue is bounded by admission, which reads the [`Backlog`] to refuse a request
+//! that would wait past its budget, and a permit rides with each job until it is answered.
 //!
 //! A job is one text to retrieve (embed, then search the job's snapshot): the routed turn of
 //! a request or an earlier turn of its conversation. Deciding is left to the caller. The
@@ -38,13 +38,23 @@ use super::PipelineError;
 /// same throughput, side by side); [`MAX_BATCH_BYTES`] still bounds a pass's tokens.
 pub const MAX_BATCH: usize = 64;
 
-/// Most bytes of text in one batch (a longer text goes alone): long prompts gain little from
-/// sharing a forward pass, and a pass of [`MAX_BATCH`] of them would make every request that
-/// arrives meanwhile wait for all of them on top of its budget.
+/// Most bytes of text in one batch (a longer text goes alone), each text counted at most at
+/// its routing window's worth ([`BYTES_PER_WINDOW_TOKEN`]): a bound on a pass's tokens, so a
+/// request that arrives during a pass waits for a pass of ordinary length.
 pub const MAX_BATCH_BYTES: usize = 8 * 1024;
 
+/// Bytes a text is counted at per token of the embedder's window, when it is longer: the
+/// model sees only the window of a long prompt, so a 4 KB prompt costs the forward pass of
+/// a 64-token one (`router bench`: 13 ms at one client against 10.5 ms for 40-word prompts,
+/// the rest being its tokenizing). English runs 4-5 bytes a word piece; 8 overstates the pass
+/// and leaves room for the tokenizing. Counted at their whole length, two or three long
+/// prompts filled a pass, and 16 long-prompt clients met some 80,000 429s in 5 s at 45
+/// decisions/s; counted at the window, 16 fit one pass: no 429, 80-99/s (README).
+const BYTES_PER_WINDOW_TOKEN: usize = 8;
+
 /// A group's longest text may be this many times its shortest (plus [`GROUP_SLACK_BYTES`])
-/// before the group is cut: bytes stand in for tokens, which only the embedder counts.
+/// before the group is cut: a job's cost in bytes stands in for its tokens, which only the
+/// embedder counts.
 const GROUP_LENGTH_RATIO: usize = 2;
 const GROUP_SLACK_BYTES: usize = 24;
 
@@ -53,6 +63,8 @@ pub type JobResult = Result<Arc<Retrieval>, PipelineError>;
 
 struct Job {
     text: String,
+    /// What the text counts for against [`MAX_BATCH_BYTES`]: its bytes, at most its window's.
+    cost: usize,
     snapshot: Arc<Snapshot>,
     reply: oneshot::Sender<JobResult>,
     /// Held until the job is answered: the queue plus the batch in progress never exceed the
@@ -67,6 +79,8 @@ struct Shared {
     stages: Arc<Stages>,
     /// Lock-free (the hot path takes no global lock): many submitters, one drain.
     jobs: Injector<Job>,
+    /// The most a text counts for against [`MAX_BATCH_BYTES`] (see [`BYTES_PER_WINDOW_TOKEN`]).
+    max_text_cost: usize,
     /// Whether a drain is running or about to: at most one, so passes never overlap.
     draining: AtomicBool,
     backlog: Arc<Backlog>,
@@ -81,9 +95,14 @@ pub struct Batcher {
 impl Batcher {
     /// An empty queue; nothing runs until the first submission.
     pub fn new(stages: Arc<Stages>) -> Self {
+        let max_text_cost = stages
+            .embedder
+            .window_tokens()
+            .map_or(usize::MAX, |tokens| tokens * BYTES_PER_WINDOW_TOKEN);
         Self {
             shared: Arc::new(Shared {
                 stages,
+                max_text_cost,
                 jobs: Injector::new(),
                 draining: AtomicBool::new(false),
                 backlog: Arc::new(Backlog::default()),
@@ -105,9 +124,11 @@ impl Batcher {
         text: String,
     ) -> Pending {
         let (reply, answer) = oneshot::channel();
-        self.shared.backlog.submitted(text.len());
+        let cost = text.len().min(self.shared.max_text_cost);
+        self.shared.backlog.submitted(cost);
         let job = Job {
             text,
+            cost,
             snapshot,
             reply,
             _permit: permit,
@@ -162,7 +183,7 @@ fn drain(shared: Arc<Shared>, carried: Option<Job>) {
     ::metrics::histogram!(super::BATCH_SIZE_METRIC).record(batch.len() as f64);
     let stages = &shared.stages;
     let groups = if stages.embedder.pads_batches() {
-        length_groups(batch, |job| job.text.len())
+        length_groups(batch, |job| job.cost)
     } else {
         vec![batch]
     };
@@ -184,10 +205,10 @@ fn drain(shared: Arc<Shared>, carried: Option<Job>) {
 }
 
 /// Takes the next batch: `carried` first, then jobs off the front of the queue while they fit
-/// in [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]. Returns it, its bytes, and the job taken
-/// that did not fit (it starts the next batch).
+/// in [`MAX_BATCH`] texts and [`MAX_BATCH_BYTES`]. Returns it, its cost in bytes, and the job
+/// taken that did not fit (it starts the next batch).
 fn next_batch(jobs: &Injector<Job>, carried: Option<Job>) -> (Vec<Job>, usize, Option<Job>) {
-    let mut bytes = carried.as_ref().map_or(0, |job| job.text.len());
+    let mut bytes = carried.as_ref().map_or(0, |job| job.cost);
     let mut batch: Vec<Job> = carried.into_iter().collect();
     while batch.len() < MAX_BATCH {
         let job = match jobs.steal() {
@@ -195,10 +216,10 @@ fn next_batch(jobs: &Injector<Job>, carried: Option<Job>) -> (Vec<Job>, usize, O
             Steal::Retry => continue,
             Steal::Empty => break,
         };
-        if !batch.is_empty() && bytes + job.text.len() > MAX_BATCH_BYTES {
+        if !batch.is_empty() && bytes + job.cost > MAX_BATCH_BYTES {
             return (batch, bytes, Some(job));
         }
-        bytes += job.text.len();
+        bytes += job.cost;
         batch.push(job);
     }
     (batch, bytes, None)

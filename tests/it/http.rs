@@ -199,7 +199,7 @@ async fn full_admission_answers_429_with_retry_after() {
 #[tokio::test]
 async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_free() {
     // A budget of 0 ms: a request is admitted only while the texts queued before it fit in
-    // the model's next forward pass (64 texts, 8 KiB).
+    // the model's next forward pass (64 texts, 8 KiB, a long text counted at its window).
     let limits = Limits {
         queue_budget_ms: 0,
         max_in_flight: 256,
@@ -213,10 +213,11 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{d}");
-    // A batch of 64 prompts of about 3 KB (two fill a forward pass) is admitted at once, the
-    // queue being empty, and queues 64 texts. `join!` polls the batch first: it has queued
-    // them all when the lone request is admitted right after, and that one would wait for
-    // some 30 passes, so it is refused though 255 slots are free.
+    // A batch of 64 prompts of about 3 KB (each counts as its 64-token window, 512 bytes, so
+    // 16 fill a forward pass) is admitted at once, the queue being empty, and queues 64 texts.
+    // `join!` polls the batch first: it has queued them all when the lone request is admitted
+    // right after, and that one would wait for three passes, so it is refused though 255
+    // slots are free.
     let requests: Vec<Value> = (0..64)
         .map(|i| {
             json!({ "prompt": format!(
@@ -249,6 +250,50 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
         decisions.iter().all(|d| d["bucket"].is_string()),
         "{decisions:?}"
     );
+}
+
+#[tokio::test]
+async fn long_prompts_count_at_the_models_window_so_a_few_dozen_fit_one_pass() {
+    let limits = Limits {
+        queue_budget_ms: 0,
+        max_in_flight: 256,
+        ..Limits::default()
+    };
+    let app = app_with(limits);
+    // Gives the model time per text its first measure (until then nothing is refused).
+    let (status, _, d) = send(
+        &app,
+        post("/classify", json!({"prompt": "hello"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    // 12 prompts of about 3 KB: 36 KB of text, but the model sees 64 tokens of each, so
+    // they fit in the next forward pass (12 × 512 bytes of the 8 KiB), and a request queued
+    // right after them waits for no pass beyond that one: admitted at a budget of 0. Counted
+    // at their whole length they would fill some 4 passes, and it would be refused.
+    let requests: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({ "prompt": format!(
+                "Summarise report {i}: {}",
+                "revenue rose while costs fell. ".repeat(100)
+            ) })
+        })
+        .collect();
+    let batch = send(
+        &app,
+        post(
+            "/classify/batch",
+            json!({ "requests": requests }).to_string(),
+        ),
+    );
+    let lone = send(
+        &app,
+        post("/classify", json!({"prompt": "one more"}).to_string()),
+    );
+    let ((batch_status, _, decisions), (status, _, body)) = tokio::join!(batch, lone);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(batch_status, StatusCode::OK, "{decisions}");
+    assert_eq!(decisions["decisions"].as_array().unwrap().len(), 12);
 }
 
 #[tokio::test]
