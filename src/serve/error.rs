@@ -62,7 +62,9 @@ pub enum ApiError {
     UnknownTarget(String),
     #[error("reload refused, the last good state keeps serving: {0}")]
     ReloadFailed(String),
-    #[error("the router is at its limit of concurrent requests; retry shortly")]
+    /// Refused at admission: the request would queue for the model past its budget, or every
+    /// request slot is taken.
+    #[error("the router is at capacity; retry shortly")]
     Overloaded,
     #[error("the router is starting: {0}")]
     NotReady(String),
