@@ -250,9 +250,8 @@ impl Embedder for BertEmbedder {
         matches!(self.model, Forward::Tensor(_))
     }
 
-    fn window_tokens(&self) -> Option<usize> {
-        // The window's word pieces plus [CLS] and [SEP].
-        Some(self.window().max_pieces(self.max_seq_length()) + 2)
+    fn pass_cost(&self, bytes: usize) -> usize {
+        self.tokenizer.pass_cost(bytes)
     }
 
     fn dims(&self) -> usize {

@@ -79,10 +79,10 @@ pub trait Embedder: Send + Sync {
         true
     }
 
-    /// The most tokens the model sees of one text (its routing window, [CLS] and [SEP]
-    /// included): a longer text costs a forward pass no more than one of this many tokens.
-    /// `None` when every token of a text is embedded.
-    fn window_tokens(&self) -> Option<usize>;
+    /// What a text of `bytes` costs a forward pass, in bytes of ordinary text (the unit in
+    /// which batches bound their tokens): its length, or less when the model sees only a
+    /// window of it (a 3 KB prompt costs the pass of a 64-token one, plus its tokenizing).
+    fn pass_cost(&self, bytes: usize) -> usize;
 
     /// Number of dimensions of every embedding.
     fn dims(&self) -> usize;

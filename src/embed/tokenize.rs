@@ -26,6 +26,11 @@ const TAIL_WINDOW_BYTES: usize = 1024;
 /// ignored: the window's last word may be cut, and must stay out of the model's tokens.
 const WINDOW_MARGIN_TOKENS: usize = 16;
 
+/// Bytes a text is counted at, in a batch's bound on tokens, per token of the routing window
+/// when it is longer: English runs 4-5 bytes a word piece, so 8 overstates the window's
+/// forward pass and leaves room for tokenizing the text's first and last few KiB.
+const BYTES_PER_WINDOW_TOKEN: usize = 8;
+
 /// How far back from the window's end to look for whitespace to cut at.
 const WINDOW_CUT_SEARCH_BYTES: usize = 256;
 
@@ -79,6 +84,13 @@ impl PromptTokenizer {
 
     pub fn max_seq_length(&self) -> usize {
         self.max_seq_length
+    }
+
+    /// What a text of `bytes` costs a forward pass, in bytes of ordinary text (see
+    /// `Embedder::pass_cost`).
+    pub fn pass_cost(&self, bytes: usize) -> usize {
+        let window_tokens = self.window.max_pieces(self.max_seq_length) + 2;
+        pass_cost(bytes, window_tokens)
     }
 
     /// Token ids with [CLS]/[SEP]; a prompt longer than the routing window keeps its first and
@@ -162,6 +174,16 @@ impl PromptTokenizer {
     }
 }
 
+/// A text of `bytes` seen through a window of `window_tokens`: its length, at most the
+/// window's worth, since the model sees no more of it; but never less than what is tokenized
+/// beyond the first and last few KiB (text without word breaks is tokenized further, up to all
+/// of it, so a long one still counts as long).
+fn pass_cost(bytes: usize, window_tokens: usize) -> usize {
+    let window = window_tokens.saturating_mul(BYTES_PER_WINDOW_TOKEN);
+    let tokenized_first = TOKENIZE_WINDOW_BYTES + TAIL_WINDOW_BYTES;
+    bytes.min(window).max(bytes.saturating_sub(tokenized_first))
+}
+
 /// The first `max_bytes` of `text`, cut at whitespace so no word is split (a split word would
 /// tokenize differently), or the whole text when it is short or has no whitespace to cut at.
 fn window_prefix(text: &str, max_bytes: usize) -> &str {
@@ -206,7 +228,20 @@ fn window_suffix(text: &str, max_bytes: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::{window_prefix, window_suffix};
+    use super::{pass_cost, window_prefix, window_suffix};
+
+    #[test]
+    fn a_text_longer_than_the_window_counts_at_the_windows_worth() {
+        // 64 tokens: 512 bytes.
+        assert_eq!(pass_cost(100, 64), 100);
+        assert_eq!(pass_cost(512, 64), 512);
+        assert_eq!(pass_cost(3_000, 64), 512);
+        assert_eq!(pass_cost(5 * 1024 + 512, 64), 512);
+        // Past the first 5 KiB the tokenizing is what counts: a huge text is not cheap.
+        assert_eq!(pass_cost(4 << 20, 64), (4 << 20) - 5 * 1024);
+        // The model's whole 256 tokens.
+        assert_eq!(pass_cost(3_000, 256), 2_048);
+    }
 
     #[test]
     fn suffix_starts_at_whitespace_and_char_boundary() {

@@ -38,19 +38,13 @@ use super::PipelineError;
 /// same throughput, side by side); [`MAX_BATCH_BYTES`] still bounds a pass's tokens.
 pub const MAX_BATCH: usize = 64;
 
-/// Most bytes of text in one batch (a longer text goes alone), each text counted at most at
-/// its routing window's worth ([`BYTES_PER_WINDOW_TOKEN`]): a bound on a pass's tokens, so a
-/// request that arrives during a pass waits for a pass of ordinary length.
+/// Most bytes of text in one batch (a text that costs more goes alone), each text counted at
+/// what it costs the pass (`Embedder::pass_cost`: a long prompt at its routing window's
+/// worth, 512 bytes for 64 tokens): a bound on a pass's tokens, so a request that arrives
+/// during a pass waits for a pass of ordinary length. Counted at their whole length, two or
+/// three 2-4 KB prompts filled a pass, and 16 long-prompt clients met some 80,000 429s in
+/// 5 s at 45 decisions/s; counted at the window, 16 fit one pass: no 429, 80-99/s (README).
 pub const MAX_BATCH_BYTES: usize = 8 * 1024;
-
-/// Bytes a text is counted at per token of the embedder's window, when it is longer: the
-/// model sees only the window of a long prompt, so a 4 KB prompt costs the forward pass of
-/// a 64-token one (`router bench`: 13 ms at one client against 10.5 ms for 40-word prompts,
-/// the rest being its tokenizing). English runs 4-5 bytes a word piece; 8 overstates the pass
-/// and leaves room for the tokenizing. Counted at their whole length, two or three long
-/// prompts filled a pass, and 16 long-prompt clients met some 80,000 429s in 5 s at 45
-/// decisions/s; counted at the window, 16 fit one pass: no 429, 80-99/s (README).
-const BYTES_PER_WINDOW_TOKEN: usize = 8;
 
 /// A group's longest text may be this many times its shortest (plus [`GROUP_SLACK_BYTES`])
 /// before the group is cut: a job's cost in bytes stands in for its tokens, which only the
@@ -63,7 +57,7 @@ pub type JobResult = Result<Arc<Retrieval>, PipelineError>;
 
 struct Job {
     text: String,
-    /// What the text counts for against [`MAX_BATCH_BYTES`]: its bytes, at most its window's.
+    /// What the text counts for against [`MAX_BATCH_BYTES`] (`Embedder::pass_cost`).
     cost: usize,
     snapshot: Arc<Snapshot>,
     reply: oneshot::Sender<JobResult>,
@@ -79,8 +73,6 @@ struct Shared {
     stages: Arc<Stages>,
     /// Lock-free (the hot path takes no global lock): many submitters, one drain.
     jobs: Injector<Job>,
-    /// The most a text counts for against [`MAX_BATCH_BYTES`] (see [`BYTES_PER_WINDOW_TOKEN`]).
-    max_text_cost: usize,
     /// Whether a drain is running or about to: at most one, so passes never overlap.
     draining: AtomicBool,
     backlog: Arc<Backlog>,
@@ -95,14 +87,9 @@ pub struct Batcher {
 impl Batcher {
     /// An empty queue; nothing runs until the first submission.
     pub fn new(stages: Arc<Stages>) -> Self {
-        let max_text_cost = stages
-            .embedder
-            .window_tokens()
-            .map_or(usize::MAX, |tokens| tokens * BYTES_PER_WINDOW_TOKEN);
         Self {
             shared: Arc::new(Shared {
                 stages,
-                max_text_cost,
                 jobs: Injector::new(),
                 draining: AtomicBool::new(false),
                 backlog: Arc::new(Backlog::default()),
@@ -124,7 +111,7 @@ impl Batcher {
         text: String,
     ) -> Pending {
         let (reply, answer) = oneshot::channel();
-        let cost = text.len().min(self.shared.max_text_cost);
+        let cost = self.shared.stages.embedder.pass_cost(text.len());
         self.shared.backlog.submitted(cost);
         let job = Job {
             text,

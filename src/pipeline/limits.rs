@@ -20,7 +20,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            // Two full micro-batches (32 each); below it, admission by waiting time decides.
+            // As many as one forward pass takes (64 texts); below it, admission by waiting
+            // time decides.
             max_in_flight: 64,
             queue_budget_ms: 20,
             max_body_bytes: 4 * 1024 * 1024,

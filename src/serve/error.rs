@@ -62,8 +62,8 @@ pub enum ApiError {
     UnknownTarget(String),
     #[error("reload refused, the last good state keeps serving: {0}")]
     ReloadFailed(String),
-    /// Refused at admission: the request would queue for the model past its budget, or every
-    /// request slot is taken.
+    /// Refused at admission: the request would queue for the model past its budget, or no
+    /// request slot came free within it.
     #[error("the router is at capacity; retry shortly")]
     Overloaded,
     #[error("the router is starting: {0}")]

@@ -253,7 +253,7 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
 }
 
 #[tokio::test]
-async fn long_prompts_count_at_the_models_window_so_a_few_dozen_fit_one_pass() {
+async fn long_prompts_count_at_the_models_window_so_sixteen_fit_one_pass() {
     let limits = Limits {
         queue_budget_ms: 0,
         max_in_flight: 256,
@@ -270,7 +270,9 @@ async fn long_prompts_count_at_the_models_window_so_a_few_dozen_fit_one_pass() {
     // 12 prompts of about 3 KB: 36 KB of text, but the model sees 64 tokens of each, so
     // they fit in the next forward pass (12 × 512 bytes of the 8 KiB), and a request queued
     // right after them waits for no pass beyond that one: admitted at a budget of 0. Counted
-    // at their whole length they would fill some 4 passes, and it would be refused.
+    // at their whole length (two a pass) they would fill 6 passes, and it would be refused.
+    // Like the test above, relies on `join!` polling the batch first, so its texts are queued
+    // when the lone request is admitted (the cost itself: `pass_cost`'s unit test).
     let requests: Vec<Value> = (0..12)
         .map(|i| {
             json!({ "prompt": format!(
