@@ -83,10 +83,11 @@ impl StoreSync {
     async fn catch_up(&self) {
         let store = Arc::clone(&self.store);
         let synced = tokio::task::spawn_blocking(move || {
-            store
+            let mut store = store
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .sync()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Also what an admin call's own sync applied without rebuilding for it.
+            store.sync().map(|_| store.take_unbuilt())
         })
         .await;
         match synced {

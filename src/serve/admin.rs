@@ -88,19 +88,23 @@ pub async fn add_archetypes(
     let store = core.store.clone();
     let model = core.info.model.clone();
     // Journal append + fsync (or a database commit) is blocking: off the async threads.
-    let (outcomes, version) = tokio::task::spawn_blocking(move || {
+    let (added, unbuilt) = tokio::task::spawn_blocking(move || {
         let mut store = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let outcomes = store.add(&body.examples, &buckets)?;
-        let version = version_of(&store.effective(tenant.as_deref(), replace), &model);
-        Ok::<_, StoreError>((outcomes, version))
+        let added = store.add(&body.examples, &buckets).map(|outcomes| {
+            let version = version_of(&store.effective(tenant.as_deref(), replace), &model);
+            (outcomes, version)
+        });
+        // Asked even when the call failed: its sync may have applied other replicas' changes.
+        (added, store.take_unbuilt())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    if outcomes.iter().any(|o| o.created) {
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if unbuilt {
         core.reloads.send(ReloadKind::Rebuild);
     }
+    let (outcomes, version) = added?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -130,17 +134,24 @@ pub async fn delete_archetype(
         .is_some_and(|t| t.config.replace);
     let store = core.store.clone();
     let model = core.info.model.clone();
-    let (removed, version) = tokio::task::spawn_blocking(move || {
+    let (deleted, unbuilt) = tokio::task::spawn_blocking(move || {
         let mut store = store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let removed = store.delete(&ArchetypeId::new(&id), tenant.as_deref())?;
-        let version = version_of(&store.effective(tenant.as_deref(), replace), &model);
-        Ok::<_, StoreError>((removed, version))
+        let deleted = store
+            .delete(&ArchetypeId::new(&id), tenant.as_deref())
+            .map(|removed| {
+                let version = version_of(&store.effective(tenant.as_deref(), replace), &model);
+                (removed, version)
+            });
+        (deleted, store.take_unbuilt())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    core.reloads.send(ReloadKind::Rebuild);
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if unbuilt {
+        core.reloads.send(ReloadKind::Rebuild);
+    }
+    let (removed, version) = deleted?;
     Ok(Json(Deleted {
         deleted: removed.id,
         bucket: removed.bucket,

@@ -151,6 +151,10 @@ pub struct ArchetypeStore {
     /// Each tenant's own examples (added through the API with `tenant`).
     tenants: BTreeMap<String, ExampleSet>,
     health: Arc<StoreHealth>,
+    /// Changes applied since the index was last asked for ([`Self::take_unbuilt`]). `add` and
+    /// `delete` sync first, so a call that then fails or adds nothing may still have applied
+    /// other replicas' changes, which need a rebuild as much as its own.
+    unbuilt: bool,
 }
 
 enum ChangeLog {
@@ -178,6 +182,7 @@ impl ArchetypeStore {
             examples,
             tenants,
             health: Arc::new(health),
+            unbuilt: false,
         })
     }
 
@@ -195,8 +200,11 @@ impl ArchetypeStore {
                 seq: 0,
             },
             health: Arc::new(health),
+            unbuilt: false,
         };
         store.sync()?;
+        // The index at start is built from what was read here.
+        store.unbuilt = false;
         Ok(store)
     }
 
@@ -261,7 +269,13 @@ impl ArchetypeStore {
             *seq = change.seq;
         }
         self.health.answered(*seq);
+        self.unbuilt |= !changes.is_empty();
         Ok(!changes.is_empty())
+    }
+
+    /// Whether examples changed since the last call: the index needs a rebuild.
+    pub fn take_unbuilt(&mut self) -> bool {
+        std::mem::take(&mut self.unbuilt)
     }
 
     /// The shared namespace.
@@ -316,6 +330,7 @@ impl ArchetypeStore {
             ChangeLog::Embedded { journal_path } => {
                 let entries: Vec<JournalEntry> = pending.into_iter().map(|p| p.entry).collect();
                 journal::append(journal_path, &entries)?;
+                self.unbuilt |= !entries.is_empty();
                 for entry in entries {
                     apply(&mut self.examples, &mut self.tenants, entry);
                 }
@@ -358,6 +373,7 @@ impl ArchetypeStore {
             ChangeLog::Embedded { journal_path } => {
                 journal::append(journal_path, std::slice::from_ref(&entry))?;
                 apply(&mut self.examples, &mut self.tenants, entry);
+                self.unbuilt = true;
             }
             ChangeLog::Shared { log, .. } => {
                 let pending = Pending {

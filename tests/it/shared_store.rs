@@ -3,6 +3,7 @@
 //! batches and one bucket per text; a replica that starts later reuses the fleet's vectors; a
 //! database restart and a kill -9 lose nothing acknowledged and stop no replica from serving.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,8 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use semantic_router::store::shared::SharedLog;
+use semantic_router::store::{ArchetypeStore, NewExample, StoreError};
+use semantic_router::types::BucketId;
+
 use crate::common::postgres::Postgres;
 use crate::common::process::{http, http_as, http_text, start, KillOnDrop};
+use crate::common::repo_root;
 
 const TOKEN: &str = "fleet-t0ken";
 const ENVS: [(&str, &str); 1] = [("ROUTER_ADMIN_TOKEN", TOKEN)];
@@ -108,6 +114,60 @@ fn total(addr: &str) -> u64 {
     let (status, page) = http_as(addr, "GET", "/archetypes?limit=1", None, Some(TOKEN));
     assert_eq!(status, 200, "{page}");
     page["total"].as_u64().unwrap()
+}
+
+/// Two stores on one database, as two replicas hold them. `add` syncs before validating, so
+/// a write that then fails or adds nothing may have applied the other replica's changes on
+/// its way: the store must still ask for a rebuild, or the replica serves its old index
+/// until some later change (found in CI: the loser of a conflicting write stayed on it).
+#[test]
+fn a_write_that_fails_or_adds_nothing_still_rebuilds_for_what_its_sync_applied() {
+    let Some(pg) = Postgres::start("sync_on_a_failed_write") else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The store blocks on the runtime, from a thread in its context (as the service's
+    // blocking threads are).
+    let _context = runtime.enter();
+    let open = || {
+        let log = SharedLog::connect(&pg.url(), runtime.handle().clone()).unwrap();
+        ArchetypeStore::open_shared(&repo_root().join("archetypes/examples"), log).unwrap()
+    };
+    let (mut first, mut second) = (open(), open());
+    assert!(
+        !first.take_unbuilt(),
+        "the index at start is built from what was read"
+    );
+    let buckets: BTreeSet<BucketId> = ["creative_writing", "chit_chat"].map(BucketId::new).into();
+    let offer = |bucket: &str| {
+        [NewExample {
+            text: "Draft a haiku about the velvet kraken of the northern quarry".into(),
+            bucket: bucket.into(),
+            id: None,
+            tenant: None,
+        }]
+    };
+    first.add(&offer("creative_writing"), &buckets).unwrap();
+    assert!(first.take_unbuilt(), "its own addition");
+    assert!(!first.take_unbuilt(), "asked once");
+
+    // The second store has not synced since: its add applies the first's change, then finds
+    // its text taken by another bucket.
+    let conflict = second.add(&offer("chit_chat"), &buckets);
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    assert!(
+        second.take_unbuilt(),
+        "the first store's addition, applied on the way"
+    );
+    assert_eq!(second.examples().len(), first.examples().len());
+
+    // The same text to the same bucket again: nothing added, nothing to rebuild.
+    let again = second.add(&offer("creative_writing"), &buckets).unwrap();
+    assert!(!again[0].created);
+    assert!(!second.take_unbuilt());
 }
 
 #[test]
