@@ -250,8 +250,8 @@ impl Embedder for BertEmbedder {
         matches!(self.model, Forward::Tensor(_))
     }
 
-    fn pass_cost(&self, bytes: usize) -> usize {
-        self.tokenizer.pass_cost(bytes)
+    fn pass_cost(&self, text: &str) -> usize {
+        self.tokenizer.pass_cost(text)
     }
 
     fn dims(&self) -> usize {

@@ -79,10 +79,10 @@ pub trait Embedder: Send + Sync {
         true
     }
 
-    /// What a text of `bytes` costs a forward pass, in bytes of ordinary text (the unit in
-    /// which batches bound their tokens): its length, or less when the model sees only a
-    /// window of it (a 3 KB prompt costs the pass of a 64-token one, plus its tokenizing).
-    fn pass_cost(&self, bytes: usize) -> usize;
+    /// What `text` costs a forward pass, in bytes of ordinary text (the unit in which batches
+    /// bound their tokens): its length, or less when the model sees only a window of it (a
+    /// 3 KB prompt costs the pass of a 64-token one, plus tokenizing a few KiB of it).
+    fn pass_cost(&self, text: &str) -> usize;
 
     /// Number of dimensions of every embedding.
     fn dims(&self) -> usize;

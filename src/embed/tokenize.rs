@@ -86,11 +86,22 @@ impl PromptTokenizer {
         self.max_seq_length
     }
 
-    /// What a text of `bytes` costs a forward pass, in bytes of ordinary text (see
+    /// What `text` costs a forward pass, in bytes of ordinary text (see
     /// `Embedder::pass_cost`).
-    pub fn pass_cost(&self, bytes: usize) -> usize {
-        let window_tokens = self.window.max_pieces(self.max_seq_length) + 2;
-        pass_cost(bytes, window_tokens)
+    pub fn pass_cost(&self, text: &str) -> usize {
+        let max_pieces = self.window.max_pieces(self.max_seq_length);
+        let tail = self.window.tail_pieces(self.max_seq_length);
+        pass_cost(
+            text,
+            max_pieces + 2,
+            // The pieces at which `tokenize` and `tail_of` stop widening.
+            max_pieces.max(self.max_seq_length) + WINDOW_MARGIN_TOKENS,
+            if tail == 0 {
+                0
+            } else {
+                tail + WINDOW_MARGIN_TOKENS
+            },
+        )
     }
 
     /// Token ids with [CLS]/[SEP]; a prompt longer than the routing window keeps its first and
@@ -174,14 +185,27 @@ impl PromptTokenizer {
     }
 }
 
-/// A text of `bytes` seen through a window of `window_tokens`: its length, at most the
-/// window's worth, since the model sees no more of it; but never less than what is tokenized
-/// beyond the first and last few KiB (text without word breaks is tokenized further, up to all
-/// of it, so a long one still counts as long).
-fn pass_cost(bytes: usize, window_tokens: usize) -> usize {
+/// What `text` costs a pass seen through a window of `window_tokens`. Up to the window's worth
+/// of bytes, its length. A longer text counts at the window's worth when tokenizing it stops
+/// at its first and last few KiB: each word is at least one word piece, so `head_words` words
+/// in the first window of bytes and `tail_words` in the last bound the work. Otherwise (few
+/// word breaks: the windows widen, up to all of the text, more than once) at its length, so a
+/// huge one still goes alone.
+fn pass_cost(text: &str, window_tokens: usize, head_words: usize, tail_words: usize) -> usize {
     let window = window_tokens.saturating_mul(BYTES_PER_WINDOW_TOKEN);
-    let tokenized_first = TOKENIZE_WINDOW_BYTES + TAIL_WINDOW_BYTES;
-    bytes.min(window).max(bytes.saturating_sub(tokenized_first))
+    if text.len() <= window {
+        return text.len();
+    }
+    let words = |part: &str, needed: usize| part.split_whitespace().take(needed).count() >= needed;
+    let whole_at_once = text.len() <= TOKENIZE_WINDOW_BYTES;
+    let bounded = whole_at_once
+        || (words(window_prefix(text, TOKENIZE_WINDOW_BYTES), head_words)
+            && words(window_suffix(text, TAIL_WINDOW_BYTES), tail_words));
+    if bounded {
+        window
+    } else {
+        text.len()
+    }
 }
 
 /// The first `max_bytes` of `text`, cut at whitespace so no word is split (a split word would
@@ -232,15 +256,23 @@ mod tests {
 
     #[test]
     fn a_text_longer_than_the_window_counts_at_the_windows_worth() {
-        // 64 tokens: 512 bytes.
-        assert_eq!(pass_cost(100, 64), 100);
-        assert_eq!(pass_cost(512, 64), 512);
-        assert_eq!(pass_cost(3_000, 64), 512);
-        assert_eq!(pass_cost(5 * 1024 + 512, 64), 512);
-        // Past the first 5 KiB the tokenizing is what counts: a huge text is not cheap.
-        assert_eq!(pass_cost(4 << 20, 64), (4 << 20) - 5 * 1024);
-        // The model's whole 256 tokens.
-        assert_eq!(pass_cost(3_000, 256), 2_048);
+        // A 64-token window (512 bytes); tokenizing stops once 272 pieces are in the first
+        // 4 KiB and 32 in the last 1 KiB.
+        let cost = |text: &str| pass_cost(text, 64, 272, 32);
+        let prose = |bytes: usize| "word ".repeat(bytes / 5);
+        assert_eq!(cost(&prose(100)), 100);
+        assert_eq!(cost(&prose(3_000)), 512);
+        // Tokenized whole, however few its words: 4 KiB at most.
+        assert_eq!(cost(&"x".repeat(4_000)), 512);
+        // Long prose: only its first and last few KiB are tokenized.
+        assert_eq!(cost(&prose(1 << 20)), 512);
+        // Few word breaks: tokenized further, up to all of it, so it counts whole.
+        let unbroken = "x".repeat(1 << 20);
+        assert_eq!(cost(&unbroken), 1 << 20);
+        let prose_then_unbroken = prose(8 * 1024) + &unbroken;
+        assert_eq!(cost(&prose_then_unbroken), prose_then_unbroken.len());
+        // The model's whole 256 tokens, no tail.
+        assert_eq!(pass_cost(&prose(3_000), 256, 272, 0), 2_048);
     }
 
     #[test]

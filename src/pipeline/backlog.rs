@@ -18,8 +18,8 @@ use super::batcher::{MAX_BATCH, MAX_BATCH_BYTES};
 
 #[derive(Debug, Default)]
 pub struct Backlog {
-    /// Texts submitted and not yet taken into a pass, and their bytes (each text's length, at
-    /// most its routing window's worth: what the batcher counts against `MAX_BATCH_BYTES`).
+    /// Texts submitted and not yet taken into a pass, and their bytes (each text's
+    /// `Embedder::pass_cost`: what the batcher counts against `MAX_BATCH_BYTES`).
     queued: AtomicUsize,
     queued_bytes: AtomicUsize,
     /// Recent model time per text in ns (exponentially weighted over passes); 0 until the

@@ -111,7 +111,7 @@ impl Batcher {
         text: String,
     ) -> Pending {
         let (reply, answer) = oneshot::channel();
-        let cost = self.shared.stages.embedder.pass_cost(text.len());
+        let cost = self.shared.stages.embedder.pass_cost(&text);
         self.shared.backlog.submitted(cost);
         let job = Job {
             text,

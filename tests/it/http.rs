@@ -253,7 +253,7 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
 }
 
 #[tokio::test]
-async fn long_prompts_count_at_the_models_window_so_sixteen_fit_one_pass() {
+async fn long_prompts_count_at_the_models_window_so_a_dozen_share_one_pass() {
     let limits = Limits {
         queue_budget_ms: 0,
         max_in_flight: 256,
