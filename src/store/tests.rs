@@ -75,6 +75,31 @@ fn a_bad_item_rejects_the_whole_batch() {
 }
 
 #[test]
+fn only_changed_examples_ask_for_a_rebuild() {
+    let (_dir, shipped, data) = setup();
+    let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
+    assert!(
+        !store.take_unbuilt(),
+        "the index at start is built from what was read"
+    );
+    store
+        .add(&[new("hello there", "chat")], &buckets())
+        .unwrap();
+    assert!(store.take_unbuilt());
+    assert!(!store.take_unbuilt(), "asked once");
+    store
+        .add(&[new("hello there", "chat")], &buckets())
+        .unwrap();
+    assert!(!store.take_unbuilt(), "an idempotent write changes nothing");
+    assert!(store
+        .add(&[new("hello there", "code")], &buckets())
+        .is_err());
+    assert!(!store.take_unbuilt(), "nor does a refused one");
+    store.delete(&ArchetypeId::new("code-1"), None).unwrap();
+    assert!(store.take_unbuilt());
+}
+
+#[test]
 fn deletes_are_durable_and_unknown_ids_are_404() {
     let (_dir, shipped, data) = setup();
     let mut store = ArchetypeStore::open(&shipped, &data).unwrap();
