@@ -87,7 +87,7 @@ impl StoreSync {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Also what an admin call's own sync applied without rebuilding for it.
-            store.sync().map(|_| store.take_unbuilt())
+            store.sync().map(|()| store.take_unbuilt())
         })
         .await;
         match synced {

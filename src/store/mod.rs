@@ -250,11 +250,11 @@ impl ArchetypeStore {
         Ok(())
     }
 
-    /// Applies the shared changes committed since the last sync (by any replica). Returns
-    /// whether the set changed. The embedded journal has no other writer: always false.
-    pub fn sync(&mut self) -> Result<bool, StoreError> {
+    /// Applies the shared changes committed since the last sync (by any replica); whether
+    /// any were is in [`Self::take_unbuilt`]. The embedded journal has no other writer.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
         let ChangeLog::Shared { log, applied, seq } = &mut self.log else {
-            return Ok(false);
+            return Ok(());
         };
         let changes = match log.changes_after(*seq) {
             Ok(changes) => changes,
@@ -270,7 +270,7 @@ impl ArchetypeStore {
         }
         self.health.answered(*seq);
         self.unbuilt |= !changes.is_empty();
-        Ok(!changes.is_empty())
+        Ok(())
     }
 
     /// Whether examples changed since the last call: the index needs a rebuild.

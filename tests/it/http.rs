@@ -196,29 +196,34 @@ async fn full_admission_answers_429_with_retry_after() {
     assert_eq!(headers[header::RETRY_AFTER], "1");
 }
 
-#[tokio::test]
-async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_free() {
-    // A budget of 0 ms: a request is admitted only while the texts queued before it fit in
-    // the model's next forward pass (64 texts, 8 KiB, a long text counted at its window).
-    let limits = Limits {
+/// What `send` answers.
+type Answer = (StatusCode, axum::http::HeaderMap, Value);
+
+/// A service with a queueing budget of 0 ms, so a request is admitted only while the texts
+/// queued before it fit in the model's next forward pass (64 texts, 8 KiB, a long text
+/// counted at its window); one request alone has been served, which gives the model time per
+/// text its first measure (until then nothing is refused).
+async fn zero_budget_app() -> axum::Router {
+    let app = app_with(Limits {
         queue_budget_ms: 0,
         max_in_flight: 256,
         ..Limits::default()
-    };
-    let app = app_with(limits);
-    // One request alone is served, and gives the model time per text its first measure.
+    });
     let (status, _, d) = send(
         &app,
         post("/classify", json!({"prompt": "hello"}).to_string()),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{d}");
-    // A batch of 64 prompts of about 3 KB (each counts as its 64-token window, 512 bytes, so
-    // 16 fill a forward pass) is admitted at once, the queue being empty, and queues 64 texts.
-    // `join!` polls the batch first: it has queued them all when the lone request is admitted
-    // right after, and that one would wait for three passes, so it is refused though 255
-    // slots are free.
-    let requests: Vec<Value> = (0..64)
+    app
+}
+
+/// A `/classify/batch` of `reports` prompts of about 3 KB each, and a lone `/classify` right
+/// behind it. Relies on nothing on the handler path yielding before the batch's texts are
+/// queued: `join!` polls the batch first, so its texts are queued when the lone request is
+/// admitted (a layer that yielded would let the lone request in first).
+async fn reports_then_one_more(app: &axum::Router, reports: usize) -> (Answer, Answer) {
+    let requests: Vec<Value> = (0..reports)
         .map(|i| {
             json!({ "prompt": format!(
                 "Summarise report {i}: {}",
@@ -227,19 +232,27 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
         })
         .collect();
     let batch = send(
-        &app,
+        app,
         post(
             "/classify/batch",
             json!({ "requests": requests }).to_string(),
         ),
     );
     let lone = send(
-        &app,
+        app,
         post("/classify", json!({"prompt": "one more"}).to_string()),
     );
-    // Relies on nothing on the handler path yielding before the batch's texts are queued
-    // (a layer that did would let the lone request in first, and this test would fail).
-    let ((batch_status, _, decisions), (status, headers, body)) = tokio::join!(batch, lone);
+    tokio::join!(batch, lone)
+}
+
+#[tokio::test]
+async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_free() {
+    let app = zero_budget_app().await;
+    // 64 prompts of about 3 KB (each counts as its 64-token window, 512 bytes, so 16 fill a
+    // forward pass) are admitted at once, the queue being empty; the lone request behind
+    // them would wait for three passes, so it is refused though 255 slots are free.
+    let ((batch_status, _, decisions), (status, headers, body)) =
+        reports_then_one_more(&app, 64).await;
     assert_error(status, &body, 429, "overloaded");
     assert_eq!(headers[header::RETRY_AFTER], "1");
     // The batch itself was admitted and served whole.
@@ -254,45 +267,13 @@ async fn a_request_that_would_queue_past_the_budget_is_refused_though_slots_are_
 
 #[tokio::test]
 async fn long_prompts_count_at_the_models_window_so_a_dozen_share_one_pass() {
-    let limits = Limits {
-        queue_budget_ms: 0,
-        max_in_flight: 256,
-        ..Limits::default()
-    };
-    let app = app_with(limits);
-    // Gives the model time per text its first measure (until then nothing is refused).
-    let (status, _, d) = send(
-        &app,
-        post("/classify", json!({"prompt": "hello"}).to_string()),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{d}");
+    let app = zero_budget_app().await;
     // 12 prompts of about 3 KB: 36 KB of text, but the model sees 64 tokens of each, so
-    // they fit in the next forward pass (12 × 512 bytes of the 8 KiB), and a request queued
-    // right after them waits for no pass beyond that one: admitted at a budget of 0. Counted
-    // at their whole length (two a pass) they would fill 6 passes, and it would be refused.
-    // Like the test above, relies on `join!` polling the batch first, so its texts are queued
-    // when the lone request is admitted (the cost itself: `pass_cost`'s unit test).
-    let requests: Vec<Value> = (0..12)
-        .map(|i| {
-            json!({ "prompt": format!(
-                "Summarise report {i}: {}",
-                "revenue rose while costs fell. ".repeat(100)
-            ) })
-        })
-        .collect();
-    let batch = send(
-        &app,
-        post(
-            "/classify/batch",
-            json!({ "requests": requests }).to_string(),
-        ),
-    );
-    let lone = send(
-        &app,
-        post("/classify", json!({"prompt": "one more"}).to_string()),
-    );
-    let ((batch_status, _, decisions), (status, _, body)) = tokio::join!(batch, lone);
+    // they fit in the next forward pass (12 × 512 bytes of the 8 KiB), and the request behind
+    // them waits for no pass beyond that one: admitted at a budget of 0. Counted at their
+    // whole length (two a pass) they would fill 6 passes, and it would be refused (the cost
+    // itself: `pass_cost`'s unit test).
+    let ((batch_status, _, decisions), (status, _, body)) = reports_then_one_more(&app, 12).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(batch_status, StatusCode::OK, "{decisions}");
     assert_eq!(decisions["decisions"].as_array().unwrap().len(), 12);
